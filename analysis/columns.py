@@ -1,0 +1,94 @@
+"""Column names analysis reads, derived once from the config dataclass and `trainers.metric_keys`.
+
+Config columns are `config/<TrialConfig field>`; `cfg()` refuses a field the dataclass does not have,
+so a renamed field fails loudly here instead of silently dropping out of every analysis.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from trainers import metric_keys as mk
+from trainers.config import TrialConfig
+
+CONFIG_PREFIX = "config/"
+CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialConfig)) | {"ttur"}
+
+
+def cfg(field: str) -> str:
+    """`config/<field>` for a TrialConfig field (or the derived `ttur`)."""
+    if field not in CONFIG_FIELDS:
+        raise KeyError(f"{field!r} is not a TrialConfig field")
+    return CONFIG_PREFIX + field
+
+
+# --- identity columns (RESULTS_SCHEMA "Common columns") and trials.parquet extras
+STUDY = "study"
+TRIAL_ID = "trial_id"
+TIMESTAMP = "timestamp"
+TRIAL_DIR = "trial_dir"
+BEST_FID = "best_" + mk.FID  # trials.parquet: minimum over reports
+# Added by analysis.load: a key unique across several study dirs, and the dir sample paths are relative to.
+TRIAL_KEY = "_trial"
+STUDY_DIR = "_study_dir"
+
+SEED = cfg("seed")
+NAME = cfg("name")
+LOSS = cfg("loss")
+# Columns that never define a configuration: averaging over them gives the configuration level.
+NOT_CONFIGURATION = (SEED, NAME)
+
+# --- factors the study varies (seed 002: optimizer, activation, TTUR; plus compare_gan-style extras)
+FACTORS = (
+    cfg("optimizer"),
+    cfg("g_activation"),
+    cfg("d_activation"),
+    cfg("ttur"),
+    cfg("batch_size"),
+    cfg("kernel_size"),
+    cfg("resolution"),
+    cfg("loss"),
+    cfg("g_norm"),
+    cfg("d_norm"),
+    cfg("g_upsample"),
+    cfg("conditioning"),
+)
+
+# --- training signals tested against sample quality (seed 002 Table I / Fig. 5, seed 003)
+PREDICTORS = (mk.D_LOSS_MEAN, mk.D_LOSS_VAR, mk.D_LOSS_STD, mk.G_LOSS_MEAN, mk.D_X, mk.D_G_Z, mk.T0)
+TARGETS = (mk.FID, mk.KID_MEAN)
+CURVES = (mk.LOSS_D, mk.LOSS_G, mk.D_X, mk.D_G_Z, mk.FID)
+
+TSTR_ACCURACY = mk.TSTR_PREFIX + mk.ACCURACY
+TRTR_ACCURACY = mk.TRTR_PREFIX + mk.ACCURACY
+AUGMENT_ACCURACY = mk.AUGMENT_PREFIX + mk.ACCURACY
+
+LABELS = {
+    mk.FID: "FID",
+    mk.KID_MEAN: "KID",
+    BEST_FID: "best FID",
+    mk.D_LOSS_MEAN: "D-loss mean",
+    mk.D_LOSS_VAR: "D-loss variance",
+    mk.D_LOSS_STD: "D-loss std",
+    mk.G_LOSS_MEAN: "G-loss mean",
+    mk.D_X: "D(x)",
+    mk.D_G_Z: "D(G(z))",
+    mk.T0: "T0",
+    mk.LOSS_D: "D loss",
+    mk.LOSS_G: "G loss",
+    TSTR_ACCURACY: "TSTR accuracy",
+    TRTR_ACCURACY: "TRTR accuracy",
+    AUGMENT_ACCURACY: "augmented accuracy",
+    mk.AUGMENT_GAIN: "augmentation gain",
+}
+
+
+def label(column: str) -> str:
+    """Human name of a metric or config column."""
+    if column in LABELS:
+        return LABELS[column]
+    return column[len(CONFIG_PREFIX):] if column.startswith(CONFIG_PREFIX) else column
+
+
+def config_columns(columns) -> list[str]:
+    """Config columns present in a frame, in their stored order."""
+    return [c for c in columns if str(c).startswith(CONFIG_PREFIX)]

@@ -1,0 +1,88 @@
+"""How trials are grouped before any statistic: analysis level and loss-function groups.
+
+Level "trial" is one row per trial. Level "config" averages over seeds: rows are grouped by every
+config column except seed and name, so repeated seeds of one configuration count once.
+
+Loss functions are never pooled silently: a BCE discriminator loss of 0.7 and a hinge or WGAN
+loss of 0.7 mean different things. Each `config/loss` value is its own group; the pooled group
+z-scores every column within its loss type first, and its label says so.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from analysis import columns as C
+
+LEVELS = ("trial", "config")
+POOLED_LABEL = "all losses (z-scored within loss)"
+N_SEEDS = "n_seeds"
+
+
+def configuration_key(df: pd.DataFrame) -> list[str]:
+    """Config columns that define a configuration (all but seed and name)."""
+    return [c for c in C.config_columns(df.columns) if c not in C.NOT_CONFIGURATION]
+
+
+def at_level(df: pd.DataFrame, level: str, value_columns: Iterable[str]) -> pd.DataFrame:
+    """Trial rows as they are, or one row per configuration with value columns averaged over seeds."""
+    if level not in LEVELS:
+        raise ValueError(f"level={level!r}; allowed: {', '.join(LEVELS)}")
+    values = [c for c in dict.fromkeys(value_columns) if c in df.columns]
+    if level == "trial" or df.empty:
+        out = df.copy()
+        out[N_SEEDS] = 1
+        return out
+    key = configuration_key(df)
+    if not key:
+        out = df[values].mean(numeric_only=True).to_frame().T
+        out[N_SEEDS] = len(df)
+        return out
+    numeric = [c for c in values if pd.api.types.is_numeric_dtype(df[c])]
+    grouped = df.groupby(key, dropna=False, sort=False)
+    out = grouped[numeric].mean().reset_index() if numeric else grouped.size().reset_index()[key]
+    out[N_SEEDS] = grouped.size().to_numpy()
+    return out
+
+
+def loss_groups(df: pd.DataFrame, value_columns: Iterable[str]) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(label, frame) per loss type, then the pooled z-scored frame when there are several types."""
+    if C.LOSS not in df.columns or df.empty:
+        yield "all", df
+        return
+    losses = [v for v in pd.unique(df[C.LOSS].dropna())]
+    for loss in sorted(losses, key=str):
+        yield f"loss={loss}", df.loc[df[C.LOSS] == loss].reset_index(drop=True)
+    if len(losses) > 1:
+        yield POOLED_LABEL, zscore_within(df, value_columns, C.LOSS)
+
+
+def zscore_within(df: pd.DataFrame, value_columns: Iterable[str], by: str) -> pd.DataFrame:
+    """Copy of df with each numeric value column standardised within each level of `by`."""
+    out = df.copy()
+    for col in value_columns:
+        if col not in out.columns or not pd.api.types.is_numeric_dtype(out[col]):
+            continue
+        g = out.groupby(by, dropna=False)[col]
+        std = g.transform(lambda s: s.std(ddof=0))
+        out[col] = (out[col] - g.transform("mean")) / std.where(std > 0, np.nan)
+    return out
+
+
+def varied(df: pd.DataFrame, candidates: Iterable[str]) -> list[str]:
+    """Candidate columns present in df that take at least two distinct values there."""
+    return [c for c in candidates if c in df.columns and df[c].nunique(dropna=True) > 1]
+
+
+def config_labels(df: pd.DataFrame, columns: Iterable[str]) -> pd.Series:
+    """'optimizer=adam, ttur=True' per row, naming only the given (varied) columns."""
+    cols = [c for c in columns if c in df.columns]
+    if not cols:
+        return pd.Series(["all"] * len(df), index=df.index, dtype=object)
+    parts = [C.label(c) + "=" + df[c].astype(str) for c in cols]
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + ", " + p
+    return out

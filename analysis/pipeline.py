@@ -1,0 +1,160 @@
+"""Run every analysis on loaded studies and keep the results in one `Analysis` object.
+
+The report, the dashboard and the CSV export only read this object, so they agree on every number.
+
+Example:
+    >>> from analysis import analyze                                   # doctest: +SKIP
+    >>> result = analyze(["runs/smoke"], n_resamples=500)              # doctest: +SKIP
+    >>> result.correlations.query("predictor == 'd_loss_mean'")        # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from analysis import columns as C
+from analysis import reference as ref
+from analysis.budget import budget_curves
+from analysis.correlation import correlation_matrices, signal_correlations, summarise_within, within_trial
+from analysis.downstream import augmentation_gain, baseline, tstr_vs_fid
+from analysis.factors import factor_effects
+from analysis.groups import varied
+from analysis.load import DEFAULT_STATUSES, StudyData, load_studies
+from analysis.memory_cost import bn_saving, memory_curves
+from analysis.tables import classification_report, confusion_matrix, table1
+from trainers import metric_keys as mk
+
+MATRIX_COLUMNS = (*C.TARGETS, *C.PREDICTORS)
+REPORT_PREFIXES = (mk.TSTR_PREFIX, mk.AUGMENT_PREFIX, mk.TRTR_PREFIX)
+
+
+@dataclass
+class Analysis:
+    """All statistics of one `gan-study analyze` run; empty frames where the data did not allow one."""
+
+    data: StudyData
+    statuses: tuple[str, ...]
+    n_resamples: int
+    n_permutations: int
+    seed: int
+    analysed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    correlations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    matrices: dict[str, pd.DataFrame] = field(default_factory=dict)
+    within: pd.DataFrame = field(default_factory=pd.DataFrame)
+    within_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    factors: pd.DataFrame = field(default_factory=pd.DataFrame)
+    budget: pd.DataFrame = field(default_factory=pd.DataFrame)
+    table1: pd.DataFrame = field(default_factory=pd.DataFrame)
+    class_reports: dict[str, pd.DataFrame] = field(default_factory=dict)
+    confusion: dict[str, pd.DataFrame] = field(default_factory=dict)
+    tstr_fid: pd.DataFrame = field(default_factory=pd.DataFrame)
+    trtr: dict | None = None
+    augment: pd.DataFrame = field(default_factory=pd.DataFrame)
+    memory_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    bn_saving: pd.DataFrame = field(default_factory=pd.DataFrame)
+    reference: dict[str, pd.DataFrame] | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def has(self, column: str) -> bool:
+        return column in self.analysed.columns and bool(self.analysed[column].notna().any())
+
+    @property
+    def loss_column_varies(self) -> bool:
+        return C.LOSS in self.analysed.columns and self.analysed[C.LOSS].nunique() > 1
+
+
+def analyze(
+    dirs: Iterable[str | Path],
+    *,
+    statuses: Iterable[str] = DEFAULT_STATUSES,
+    n_resamples: int = 2000,
+    n_permutations: int = 2000,
+    seed: int = 0,
+    include_reference: bool = True,
+) -> Analysis:
+    """Load study dirs and compute every statistic the report and dashboard show."""
+    start = time.perf_counter()
+    data = load_studies(dirs)
+    a = Analysis(data, tuple(statuses), n_resamples, n_permutations, seed)
+    a.notes.extend(data.warnings)
+    a.analysed = data.analysed(a.statuses)
+    kw = dict(n_resamples=n_resamples, seed=seed)
+    if a.analysed.empty:
+        a.notes.append(f"no trial has status {', '.join(a.statuses)}: statistics over trials are skipped")
+    else:
+        _quality_vs_signals(a, kw)
+        _factors_budget_tables(a, kw)
+        _downstream(a, kw)
+    a.memory_curves = memory_curves(data.memory)
+    a.bn_saving = bn_saving(data.memory)
+    if a.memory_curves.empty:
+        a.notes.append("no memory.parquet (run `gan-study memory --out STUDY_DIR/memory.parquet`): "
+                       "memory figures skipped")
+    if include_reference:
+        table = ref.load_reference()
+        a.reference = dict(table=table, correlations=ref.reference_correlations(table),
+                           matrix=ref.reference_matrix(table))
+    a.seconds = time.perf_counter() - start
+    return a
+
+
+def _quality_vs_signals(a: Analysis, kw: dict) -> None:
+    df = a.analysed
+    if not a.has(mk.FID):
+        a.notes.append("no FID was measured in the analysed trials: FID correlations and FID figures skipped")
+    if not any(a.has(t) for t in C.TARGETS):
+        return
+    if a.loss_column_varies:
+        a.notes.append(f"loss types are analysed separately ({', '.join(map(str, sorted(df[C.LOSS].unique())))}); "
+                       "the pooled group z-scores every variable within its loss type first")
+    a.correlations = signal_correlations(df, n_permutations=a.n_permutations, **kw)
+    a.matrices = correlation_matrices(df, MATRIX_COLUMNS)
+    keys = df[C.TRIAL_KEY].tolist()
+    a.within = within_trial(a.data.history, keys)
+    a.within_summary = summarise_within(a.within, **kw)
+    if a.within.empty and a.has(mk.FID):
+        a.notes.append("within-trial correlation needs >= 3 reports with FID per trial (set fid_every): skipped")
+
+
+def _factors_budget_tables(a: Analysis, kw: dict) -> None:
+    df = a.analysed
+    a.factors = factor_effects(df, **kw)
+    if a.factors.empty:
+        a.notes.append("no factor varies among analysed trials with a measured FID/TSTR: factor effects skipped")
+    by = C.LOSS if a.loss_column_varies else (varied(df, C.FACTORS) or [None])[0]
+    a.budget = budget_curves(df, by=by, n_resamples=min(a.n_resamples, 1000), seed=a.seed)
+    a.table1 = table1(df)
+
+
+def _downstream(a: Analysis, kw: dict) -> None:
+    df = a.analysed
+    if not a.has(C.TSTR_ACCURACY):
+        a.notes.append("no TSTR accuracy in the analysed trials (downstream='tstr' not run): TSTR analyses skipped")
+    a.tstr_fid = tstr_vs_fid(df, n_permutations=a.n_permutations, **kw)
+    a.trtr = baseline(df, **kw)
+    a.augment = augmentation_gain(df, **kw)
+    if a.augment.empty:
+        a.notes.append("no augment_gain in the analysed trials: augmentation gain skipped")
+    for prefix in REPORT_PREFIXES:
+        cols = [c for c in df.columns if str(c).startswith(prefix)]
+        if not cols:
+            continue
+        with_data = df.loc[df[cols].notna().any(axis=1)]
+        if with_data.empty:
+            continue
+        picks = {"mean over trials": with_data[cols].mean(numeric_only=True)}
+        if mk.FID in with_data.columns and with_data[mk.FID].notna().any():
+            best = with_data.loc[with_data[mk.FID].idxmin()]
+            picks[f"lowest-FID trial {best[C.TRIAL_KEY]}"] = best
+        for title, row in picks.items():
+            report = classification_report(row, prefix)
+            if report is not None:
+                a.class_reports[f"{prefix.rstrip('_').upper()}: {title}"] = report
+            cm = confusion_matrix(row, prefix)
+            if cm is not None:
+                a.confusion[f"{prefix.rstrip('_').upper()}: {title}"] = cm

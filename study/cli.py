@@ -1,0 +1,55 @@
+"""`gan-study` command line: one subcommand per job, each implemented in the module that owns it.
+
+Every module named here exposes `add_arguments(parser)` and `main(args) -> int`.
+User errors (bad config, missing data) print one line and exit 2; tracebacks are for bugs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from trainers.errors import UserError
+
+COMMANDS = {
+    "trial": ("trainers.trial_command", "train one GAN configuration without Ray"),
+    "memory": ("trainers.memory", "measure memory per image of G and D against feature-map size (seed 002)"),
+    "run": ("study.run_command", "run a study: many trials scheduled by Ray Tune"),
+    "resume": ("study.resume_command", "finish an interrupted study"),
+    "status": ("study.status_command", "progress table of a study"),
+    "generate": ("study.generate_command", "write images from a trial checkpoint"),
+    "analyze": ("analysis.analyze_command", "statistics, tables and an HTML dashboard from studies"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gan-study", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # command not built yet: keep the others usable
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.main(args) or 0)
+    except UserError as exc:
+        print(f"gan-study {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gan-study {args.command}: interrupted; results written so far are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The study spec: everything needed to run (and later resume) a study, saved as STUDY_DIR/study.json.
+
+The space is stored by content, not only by name, so editing a YAML file after a study started does
+not change what `gan-study resume` runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search_spaces.space import SCHEDULERS, SEARCHES, SearchSpace, check_metric, load_space, parse_space
+from trainers import metric_keys as K
+from trainers.errors import UserError
+
+STUDY_FILE = "study.json"
+RAY_DIRNAME = "ray"  # local Ray Tune storage inside STUDY_DIR (experiment state, Ray's copies of checkpoints)
+REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "hdfs://")
+
+
+@dataclass
+class StudySpec:
+    study_dir: str  # absolute path of STUDY_DIR on the driver
+    space: str  # name or path as given
+    space_raw: dict = field(default_factory=dict)  # the YAML content at launch
+    overrides: dict = field(default_factory=dict)  # --set and --data, applied as fixed keys
+    search: str = "grid"
+    scheduler: str = "fifo"
+    num_samples: int = 1
+    max_concurrent: int = 0  # 0 = as many as resources allow
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    storage: str = ""  # "" = STUDY_DIR/ray; else a URI (s3://bucket/prefix) or shared path
+    metric: str = K.DEFAULT_METRIC
+    mode: str = K.DEFAULT_MODE
+    max_failures: int = 1
+    search_seed: int = 0  # seeds the random/Optuna sampler (grid needs none)
+    created: str = ""
+
+    @property
+    def name(self) -> str:
+        return Path(self.study_dir).name
+
+    @property
+    def storage_path(self) -> str:
+        """Where Ray Tune keeps its experiment: a URI, or an absolute local path."""
+        if not self.storage:
+            return str(Path(self.study_dir) / RAY_DIRNAME)
+        if is_remote(self.storage):
+            return self.storage.rstrip("/")
+        return str(Path(self.storage).expanduser().resolve())
+
+    @property
+    def experiment_path(self) -> str:
+        return f"{self.storage_path}/{self.name}"
+
+    def load_space(self) -> SearchSpace:
+        """The stored space with the overrides applied (validated)."""
+        space = parse_space(self.space_raw, name=Path(self.space).stem, source=self.space)
+        space.validate()
+        return space.with_overrides(self.overrides) if self.overrides else space
+
+    def save(self) -> Path:
+        path = Path(self.study_dir) / STUDY_FILE
+        data = dataclasses.asdict(self)
+        data["experiment_path"] = self.experiment_path
+        data["space_resolved"] = self.load_space().to_dict()  # roles per config field, for analysis
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+        os.replace(tmp, path)
+        return path
+
+
+def is_remote(uri: str) -> bool:
+    return uri.startswith(REMOTE_SCHEMES)
+
+
+def new_spec(*, out: str, space: str, data: str | None = None, overrides: dict | None = None,
+             search: str | None = None, scheduler: str | None = None, num_samples: int | None = None,
+             max_concurrent: int | None = None, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+             storage: str = "", metric: str | None = None, mode: str | None = None, max_failures: int = 1,
+             search_seed: int = 0) -> StudySpec:
+    """Build and check a spec from CLI-style arguments; the space's `defaults:` fill what is not given."""
+    loaded = load_space(space)
+    import yaml
+
+    raw = yaml.safe_load(Path(loaded.source).read_text()) or {}
+    d = loaded.defaults
+    overrides = dict(overrides or {})
+    if data:
+        overrides["data"] = _absolute_data(data)
+    spec = StudySpec(
+        study_dir=str(Path(out).expanduser().resolve()), space=str(space), space_raw=raw, overrides=overrides,
+        search=search or d.get("search", "grid"), scheduler=scheduler or d.get("scheduler", "fifo"),
+        num_samples=int(num_samples if num_samples is not None else d.get("num_samples", 1)),
+        max_concurrent=int(max_concurrent if max_concurrent is not None else d.get("max_concurrent", 0)),
+        cpus_per_trial=float(cpus_per_trial), gpus_per_trial=float(gpus_per_trial),
+        storage=storage if not storage or is_remote(storage) else str(Path(storage).expanduser().resolve()),
+        metric=metric or d.get("metric", K.DEFAULT_METRIC), mode=mode or d.get("mode", K.DEFAULT_MODE),
+        max_failures=int(max_failures), search_seed=int(search_seed),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    check_spec(spec)
+    return spec
+
+
+def check_spec(spec: StudySpec) -> SearchSpace:
+    """Reject impossible studies before anything launches; returns the resolved space."""
+    if spec.search not in SEARCHES:
+        raise UserError(f"--search {spec.search!r} is not allowed; allowed: {', '.join(SEARCHES)}")
+    if spec.scheduler not in SCHEDULERS:
+        raise UserError(f"--scheduler {spec.scheduler!r} is not allowed; allowed: {', '.join(SCHEDULERS)}")
+    if spec.mode not in ("min", "max"):
+        raise UserError(f"--mode {spec.mode!r} is not allowed; allowed: min, max")
+    check_metric(spec.metric)
+    if spec.num_samples < 1:
+        raise UserError(f"--num-samples {spec.num_samples} must be >= 1")
+    if spec.max_concurrent < 0:
+        raise UserError(f"--max-concurrent {spec.max_concurrent} must be >= 0 (0 = no limit)")
+    if spec.cpus_per_trial <= 0 or spec.gpus_per_trial < 0:
+        raise UserError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    if spec.gpus_per_trial > 1 and not float(spec.gpus_per_trial).is_integer():
+        raise UserError(f"--gpus-per-trial {spec.gpus_per_trial}: fractions are allowed below 1 only (e.g. 0.5)")
+    if spec.max_failures < -1:
+        raise UserError(f"--max-failures {spec.max_failures} must be >= 0 (or -1 = retry forever)")
+    if spec.scheduler == "pbt" and spec.search == "optuna":
+        raise UserError("--scheduler pbt cannot be combined with --search optuna: PBT chooses the configs itself "
+                        "(it exploits and mutates running trials); use --search grid or random with pbt")
+    space = spec.load_space()
+    if spec.search == "optuna" and not space.dims:
+        raise UserError(f"--search optuna needs searched keys, but space {space.name} fixes every key")
+    if spec.gpus_per_trial == 0 and space.fixed.get("device") == "cuda":
+        raise UserError("the space sets device=cuda but --gpus-per-trial is 0; give each trial a GPU "
+                        "(e.g. --gpus-per-trial 0.5) or use device=auto")
+    if spec.scheduler in ("asha", "pbt"):
+        _check_intermediate_metric(spec, space)
+    return space
+
+
+def _check_intermediate_metric(spec: StudySpec, space: SearchSpace) -> None:
+    """ASHA and PBT compare trials part-way: the metric must be reported before the end."""
+    downstream = (K.TSTR_PREFIX, K.AUGMENT_PREFIX, K.TRTR_PREFIX)
+    if spec.metric.startswith(downstream) or spec.metric == K.AUGMENT_GAIN:
+        raise UserError(f"--scheduler {spec.scheduler} needs a metric reported during training, but "
+                        f"{spec.metric!r} is measured once at the end; use fifo or another --metric")
+    evaluated = {K.FID, K.KID_MEAN, K.KID_STD, K.PRECISION, K.RECALL, K.MS_SSIM_DIVERSITY, K.MEMORISATION_RATIO,
+                 K.MEMORISATION_MIN_DIST}
+    if spec.metric in evaluated or spec.metric.startswith(K.FID_PER_CLASS_PREFIX):
+        fid_every = space.fixed.get("fid_every", 0) if "fid_every" not in space.dims else 1
+        if not fid_every:
+            raise UserError(f"--scheduler {spec.scheduler} compares {spec.metric!r} part-way, but fid_every=0 "
+                            "evaluates only at the end; add --set fid_every=1 (every report) or choose another "
+                            "--metric such as d_loss_mean")
+
+
+def read_spec(study_dir: str | Path) -> StudySpec:
+    path = Path(study_dir).expanduser() / STUDY_FILE
+    if not path.is_file():
+        raise UserError(f"{path.parent} is not a study directory (no {STUDY_FILE}); start one with gan-study run")
+    data = json.loads(path.read_text())
+    known = {f.name for f in dataclasses.fields(StudySpec)}
+    spec = StudySpec(**{k: v for k, v in data.items() if k in known})
+    # The directory may have been moved or copied since: trust where it is now.
+    spec.study_dir = str(path.parent.resolve())
+    return spec
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`key=value` strings -> dict; YAML typing so `--set allow_low_n=true` gives a bool."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--set {item!r} must look like key=value")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def _absolute_data(data: str) -> str:
+    # Named sources stay names; a path is made absolute because trials run in other working directories.
+    if data in ("phantom", "pneumoniamnist") or is_remote(data):
+        return data
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise UserError(f"--data {data!r} is neither phantom, pneumoniamnist nor an existing path")
+    return str(path.resolve())

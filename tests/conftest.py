@@ -1,0 +1,46 @@
+"""Shared fixtures. Real data lives in ../shared/data beside the repo; tests that need it skip without it."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GAN_STUDY_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    import torch
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test session gets its own cache dir so tests never read a stale developer cache."""
+    cache = tmp_path_factory.getbasetemp() / "gan-study-cache"
+    monkeypatch.setenv("GAN_STUDY_CACHE", str(cache))
+    yield
+
+
+@pytest.fixture
+def pneumoniamnist_npz() -> Path:
+    path = SHARED_DATA / "pneumoniamnist.npz"
+    if not path.is_file():
+        pytest.skip(f"real data not available: {path}")
+    return path
+
+
+@pytest.fixture
+def chest_xray_dir() -> Path:
+    path = SHARED_DATA / "chest_xray"
+    if not (path / "train").is_dir():
+        pytest.skip(f"real data not available: {path}")
+    return path

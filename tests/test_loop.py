@@ -1,0 +1,138 @@
+"""The training loop: reports, exact statistics, determinism, exact resume, divergence, real data."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from trainers import metric_keys as K
+from trainers.checkpoint import checkpoint_path, load_checkpoint
+from trainers.config import TrialConfig
+from trainers.loop import ITERATIONS_FILE, METRICS_FILE, train
+
+
+def tiny(**overrides) -> TrialConfig:
+    base = dict(
+        name="test", data="phantom", resolution=32, g_features=16, d_features=16, latent_dim=32,
+        batch_size=16, iterations=30, report_every=10, eval_at_end=False, sample_grid=16, data_limit=256,
+    )
+    base.update(overrides)
+    return TrialConfig.from_dict(base)
+
+
+def iterations_table(out) -> pd.DataFrame:
+    return pd.read_csv(out / ITERATIONS_FILE)
+
+
+def test_reports_every_interval_with_all_training_signals(tmp_path):
+    reports = []
+    summary = train(tiny(), tmp_path, reporter=lambda m, c: reports.append((m, c)))
+    assert [m[K.ITERATION] for m, _ in reports] == [10, 20, 30]
+    for key in (K.LOSS_D, K.LOSS_G, K.D_X, K.D_G_Z, K.GRAD_NORM_D, K.GRAD_NORM_G, K.D_LOSS_MEAN, K.D_LOSS_VAR,
+                K.D_LOSS_STD, K.IMAGES_PER_S, K.PEAK_MEMORY_MB, K.PARAMS_G, K.PARAMS_D):
+        assert all(math.isfinite(m[key]) for m, _ in reports), key
+    assert 0.0 <= reports[-1][0][K.D_X] <= 1.0 and 0.0 <= reports[-1][0][K.D_G_Z] <= 1.0  # BCE scores are probabilities
+    assert reports[-1][0][K.PARAMS_G] > 1000 and reports[-1][0][K.IMAGES_PER_S] > 0
+    assert summary[K.STATUS] == K.STATUS_FINISHED and [m[K.STATUS] for m, _ in reports[:-1]] == ["running"] * 2
+    assert all(c is not None and (c / "checkpoint.pt").is_file() for _, c in reports)  # checkpoint_every=1
+    assert len(list((tmp_path / "samples").glob("step_*.png"))) == 3
+    assert len(iterations_table(tmp_path)) == 30
+    assert len((tmp_path / METRICS_FILE).read_text().splitlines()) == 3
+
+
+def test_table_statistics_are_exact_over_the_whole_run(tmp_path):
+    summary = train(tiny(iterations=25, report_every=7), tmp_path)
+    d = iterations_table(tmp_path)[K.LOSS_D].to_numpy()
+    assert summary[K.D_LOSS_MEAN] == pytest.approx(d.mean(), rel=1e-6)
+    assert summary[K.D_LOSS_VAR] == pytest.approx(d.var(), rel=1e-5)
+    assert summary[K.D_LOSS_STD] == pytest.approx(d.std(), rel=1e-5)
+    # The report's LOSS_D is the interval mean, not the last batch.
+    assert summary[K.LOSS_D] == pytest.approx(d[21:].mean(), rel=1e-6)
+
+
+def test_same_config_and_seed_give_identical_losses_on_cpu(tmp_path):
+    train(tiny(seed=3), tmp_path / "a")
+    train(tiny(seed=3), tmp_path / "b")
+    train(tiny(seed=4), tmp_path / "c")
+    a, b, c = (iterations_table(tmp_path / x) for x in "abc")
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a[K.LOSS_D], c[K.LOSS_D])
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("overrides", [{}, {"optimizer": "adas", "conditioning": "acgan", "d_steps": 2}])
+def test_resume_after_interruption_continues_exactly(tmp_path, overrides):
+    cfg = tiny(iterations=40, report_every=10, **overrides)
+    train(cfg, tmp_path / "straight")
+
+    def stop_after_second_report(metrics, ckpt):
+        if metrics[K.ITERATION] == 20:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train(cfg, tmp_path / "resumed", reporter=stop_after_second_report)
+    assert load_checkpoint(checkpoint_path(tmp_path / "resumed"))["loop"]["step"] == 20
+    summary = train(cfg, tmp_path / "resumed")
+    straight, resumed = iterations_table(tmp_path / "straight"), iterations_table(tmp_path / "resumed")
+    pd.testing.assert_frame_equal(straight, resumed)
+    final = json.loads((tmp_path / "straight" / METRICS_FILE).read_text().splitlines()[-1])
+    assert summary[K.D_LOSS_MEAN] == final[K.D_LOSS_MEAN] and summary[K.D_LOSS_VAR] == final[K.D_LOSS_VAR]
+    assert len((tmp_path / "resumed" / METRICS_FILE).read_text().splitlines()) == 4
+
+
+def test_checkpoint_loads_with_weights_only_and_holds_the_config(tmp_path):
+    cfg = tiny(iterations=10)
+    train(cfg, tmp_path)
+    ck = torch.load(checkpoint_path(tmp_path), weights_only=True)
+    assert TrialConfig.from_dict(ck["config"]) == cfg
+    assert {"generator", "discriminator", "opt_g", "opt_d", "gen_state"} <= set(ck)
+
+
+def test_non_finite_loss_ends_the_trial_as_diverged(tmp_path, monkeypatch):
+    from trainers import losses
+
+    real_g_loss = losses.GanLoss.g_loss
+    calls = {"n": 0}
+
+    def exploding(self, logits):
+        calls["n"] += 1
+        value = real_g_loss(self, logits)
+        return value * float("nan") if calls["n"] > 12 else value
+
+    monkeypatch.setattr(losses.GanLoss, "g_loss", exploding)
+    summary = train(tiny(iterations=200, report_every=50, divergence_window=10), tmp_path)
+    assert summary[K.STATUS] == K.STATUS_DIVERGED
+    assert "non-finite" in summary[K.REASON]
+    assert summary[K.ITERATION] < 200  # stopped early instead of spending the budget
+
+
+def test_short_run_on_real_pneumoniamnist_learns(tmp_path, pneumoniamnist_npz):
+    cfg = tiny(data=str(pneumoniamnist_npz), iterations=60, report_every=30, data_limit=0, batch_size=32)
+    summary = train(cfg, tmp_path)
+    it = iterations_table(tmp_path)
+    assert np.isfinite(it[[K.LOSS_D, K.LOSS_G]].to_numpy()).all()
+    assert summary[K.STATUS] == K.STATUS_FINISHED
+    first, last = (torch.from_numpy(np.asarray(_png(p), dtype=np.float32)) for p in sorted((tmp_path / "samples").glob("*.png")))
+    assert (first - last).abs().mean() > 2.0  # samples change over training (8-bit pixel units)
+
+
+def test_short_run_on_real_kaggle_tree(tmp_path, chest_xray_dir):
+    cfg = tiny(data=str(chest_xray_dir), iterations=20, report_every=10, data_limit=512)
+    summary = train(cfg, tmp_path)
+    assert summary[K.STATUS] == K.STATUS_FINISHED
+    assert np.isfinite(iterations_table(tmp_path)[[K.LOSS_D, K.LOSS_G]].to_numpy()).all()
+    first, last = (np.asarray(_png(p), dtype=np.float32) for p in sorted((tmp_path / "samples").glob("*.png")))
+    assert np.abs(first - last).mean() > 2.0
+
+
+def _png(path):
+    from PIL import Image
+
+    return Image.open(path).convert("L")

@@ -1,0 +1,66 @@
+"""Metric names, defined once. Trainers report them, the study stores them, analysis reads them.
+
+Never spell a metric as a string literal elsewhere: import the constant.
+"""
+
+# --- per-iteration / per-report training signals (seed 003's Loss_D, Loss_G, D(x), D(G(z)))
+ITERATION = "iteration"  # generator steps done when the report was made
+EPOCH = "epoch"  # passes over the training split (fractional)
+LOSS_D = "loss_d"  # mean D loss over the report interval
+LOSS_G = "loss_g"  # mean G loss over the report interval
+D_X = "d_x"  # mean D(x) on real images (probability for BCE-type losses, raw score otherwise)
+D_G_Z = "d_g_z"  # mean D(G(z)) on fakes, measured in the D step
+GRAD_NORM_D = "grad_norm_d"  # mean L2 norm of D's gradient over the interval
+GRAD_NORM_G = "grad_norm_g"
+
+# --- seed 002 Table I statistics over the whole run so far (exact running moments, every iteration)
+D_LOSS_MEAN = "d_loss_mean"
+D_LOSS_VAR = "d_loss_var"  # population variance (ddof=0) of every iteration's D loss
+D_LOSS_STD = "d_loss_std"
+G_LOSS_MEAN = "g_loss_mean"
+T0 = "t0"  # length of the initial low-D-loss phase, in iterations (defined in trainers/run_stats.py); NaN until it ends
+T0_CENSORED = "t0_censored"  # True when the run ended still inside the low-D-loss phase (T0 = iterations run)
+
+# --- cost
+IMAGES_PER_S = "images_per_s"  # real images consumed per second of training (D steps x batch)
+PEAK_MEMORY_MB = "peak_memory_mb"  # CUDA max allocated, or process peak RSS on CPU
+PARAMS_G = "params_g"
+PARAMS_D = "params_d"
+WALL_S = "wall_s"  # seconds since the trial started (including resumed time)
+
+# --- trial outcome
+STATUS = "status"  # running | finished | diverged | errored
+REASON = "reason"  # why a trial ended other than finished ("" otherwise)
+SAMPLE_PATH = "sample_path"  # PNG of the fixed-latent sample grid for this report
+SAMPLE_DIVERSITY = "sample_diversity"  # per-pixel std across the fixed-latent samples (0 = collapsed)
+
+STATUS_RUNNING = "running"
+STATUS_FINISHED = "finished"
+STATUS_DIVERGED = "diverged"
+STATUS_ERRORED = "errored"
+
+# --- evaluation (issue: evaluation); every value is stored with its extractor and N
+FID = "fid"
+KID_MEAN = "kid_mean"
+KID_STD = "kid_std"
+PRECISION = "precision"
+RECALL = "recall"
+MS_SSIM_DIVERSITY = "ms_ssim_diversity"  # 1 - mean pairwise MS-SSIM between samples (higher = more diverse)
+FID_PER_CLASS_PREFIX = "fid_class_"  # + class name, for conditional generators
+MEMORISATION_RATIO = "memorisation_ratio"  # median NN(synthetic->train) / median NN(train->train)
+MEMORISATION_MIN_DIST = "memorisation_min_dist"
+EVAL_EXTRACTOR = "eval_extractor"  # e.g. "domain:<fingerprint>" or "inception-2048"
+EVAL_N = "eval_n"  # samples per side used for FID/KID
+
+# --- downstream classifiers, prefixed by protocol: tstr_, augment_, trtr_
+TSTR_PREFIX = "tstr_"
+AUGMENT_PREFIX = "augment_"
+TRTR_PREFIX = "trtr_"
+ACCURACY = "accuracy"
+BALANCED_ACCURACY = "balanced_accuracy"
+ROC_AUC = "roc_auc"
+AUGMENT_GAIN = "augment_gain"  # augmented accuracy minus real-only accuracy
+
+# The metric a study optimises by default, and its direction.
+DEFAULT_METRIC = FID
+DEFAULT_MODE = "min"
