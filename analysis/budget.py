@@ -6,7 +6,7 @@ so the mean and every quantile are monotone too (non-increasing for FID, non-dec
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,8 @@ from trainers import metric_keys as mk
 DEFAULT_METRICS = ((mk.FID, "min"), (C.TSTR_ACCURACY, "max"))
 
 
-def budget_curve(values, *, mode: str = "min", n_resamples: int = 1000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def budget_curve(values, *, mode: str = "min", n_resamples: int = 1000, ci: float = 0.95,
+                 seed: int = 0) -> pd.DataFrame:
     """Columns k, mean, median, low, high for k = 1..n (n = number of finite values)."""
     if mode not in ("min", "max"):
         raise ValueError(f"mode={mode!r}; allowed: min, max")
@@ -29,7 +30,8 @@ def budget_curve(values, *, mode: str = "min", n_resamples: int = 1000, ci: floa
     draws = v[rng.integers(0, len(v), size=(n_resamples, len(v)))]
     best = np.minimum.accumulate(draws, axis=1) if mode == "min" else np.maximum.accumulate(draws, axis=1)
     lo, med, hi = np.quantile(best, [(1 - ci) / 2, 0.5, (1 + ci) / 2], axis=0)
-    return pd.DataFrame(dict(k=np.arange(1, len(v) + 1), mean=best.mean(axis=0), median=med, low=lo, high=hi))
+    k = np.arange(1, len(v) + 1)
+    return pd.DataFrame({"k": k, "mean": best.mean(axis=0), "median": med, "low": lo, "high": hi})
 
 
 def budget_curves(

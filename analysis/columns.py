@@ -86,7 +86,7 @@ def label(column: str) -> str:
     """Human name of a metric or config column."""
     if column in LABELS:
         return LABELS[column]
-    return column[len(CONFIG_PREFIX):] if column.startswith(CONFIG_PREFIX) else column
+    return column.removeprefix(CONFIG_PREFIX)
 
 
 def config_columns(columns) -> list[str]:

@@ -6,7 +6,7 @@ Within trials: correlation across one trial's reports between its D loss and its
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,13 +46,14 @@ def signal_correlations(
             continue  # one seed per configuration: identical to the trial level
         for group, sub in loss_groups(frame, values):
             controls = control_columns(sub)
-            design, names = design_matrix(sub, controls) if partial and controls else (None, [])
+            design, _names = design_matrix(sub, controls) if partial and controls else (None, [])
             for target in targets:
                 for predictor in predictors:
                     for method in methods:
-                        base = dict(level=level, group=group, target=target, predictor=predictor, method=method)
-                        kw = dict(method=method, n_resamples=n_resamples, n_permutations=n_permutations,
-                                  seed=seed + len(rows))
+                        base = {"level": level, "group": group, "target": target, "predictor": predictor,
+                                "method": method}
+                        kw = {"method": method, "n_resamples": n_resamples, "n_permutations": n_permutations,
+                                  "seed": seed + len(rows)}
                         res = corr_test(sub[predictor], sub[target], **kw)
                         rows.append({**base, "controls": "", **res.as_row()})
                         if design is not None and design.shape[1]:
@@ -61,13 +62,14 @@ def signal_correlations(
                                 res = corr_test(sub[predictor], sub[target], covariates=design, **kw)
                                 row = res.as_row()
                             else:
-                                row = dict(method=method, n=len(sub), n_covariates=design.shape[1],
-                                           note=f"partial skipped: {design.shape[1]} control columns, n={len(sub)}")
+                                row = {"method": method, "n": len(sub), "n_covariates": design.shape[1],
+                                           "note": f"partial skipped: {design.shape[1]} control columns, n={len(sub)}"}
                             rows.append({**base, "controls": ", ".join(controls), **row})
     return pd.DataFrame(rows)
 
 
-def correlation_matrices(trials: pd.DataFrame, columns: Sequence[str], method: str = "pearson") -> dict[str, pd.DataFrame]:
+def correlation_matrices(trials: pd.DataFrame, columns: Sequence[str],
+                         method: str = "pearson") -> dict[str, pd.DataFrame]:
     """Seed 002 Fig. 5 per loss group: pairwise-complete correlation of the columns that have data."""
     cols = [c for c in columns if c in trials.columns and trials[c].notna().sum() >= 3]
     out: dict[str, pd.DataFrame] = {}
@@ -118,11 +120,11 @@ def summarise_within(per_trial: pd.DataFrame, *, n_resamples: int = 2000, seed: 
         r = sub["r"].to_numpy(dtype=float)
         r = r[np.isfinite(r)]
         mean, lo, hi = bootstrap_mean(r, n_resamples=n_resamples, seed=seed)
-        rows.append(dict(x=x, y=sub["y"].iloc[0], method=sub["method"].iloc[0], group=f"loss={loss}",
-                         n_trials=len(r), mean_r=mean, ci_low=lo, ci_high=hi,
-                         median_r=float(np.median(r)) if len(r) else np.nan,
-                         share_negative=float(np.mean(r < 0)) if len(r) else np.nan,
-                         median_points=float(sub["n_points"].median())))
+        rows.append({"x": x, "y": sub["y"].iloc[0], "method": sub["method"].iloc[0], "group": f"loss={loss}",
+                         "n_trials": len(r), "mean_r": mean, "ci_low": lo, "ci_high": hi,
+                         "median_r": float(np.median(r)) if len(r) else np.nan,
+                         "share_negative": float(np.mean(r < 0)) if len(r) else np.nan,
+                         "median_points": float(sub["n_points"].median())})
     return pd.DataFrame(rows)
 
 

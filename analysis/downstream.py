@@ -41,7 +41,7 @@ def baseline(trials: pd.DataFrame, column: str = C.TRTR_ACCURACY, *, n_resamples
     if column not in trials.columns or not trials[column].notna().any():
         return None
     mean, lo, hi = bootstrap_mean(trials[column], n_resamples=n_resamples, seed=seed)
-    return dict(metric=column, n=int(trials[column].notna().sum()), mean=mean, ci_low=lo, ci_high=hi)
+    return {"metric": column, "n": int(trials[column].notna().sum()), "mean": mean, "ci_low": lo, "ci_high": hi}
 
 
 def augmentation_gain(trials: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -52,11 +52,24 @@ def augmentation_gain(trials: pd.DataFrame, *, n_resamples: int = 2000, seed: in
     df["gain_points"] = to_points(df[mk.AUGMENT_GAIN])
     rows = []
     mean, lo, hi = bootstrap_mean(df["gain_points"], n_resamples=n_resamples, seed=seed)
-    rows.append(dict(configuration="all trials", n_seeds=len(df), gain_points=mean, ci_low=lo, ci_high=hi,
-                     share_positive=float(np.mean(df["gain_points"] > 0))))
+    rows.append({"configuration": "all trials", "n_seeds": len(df), "gain_points": mean, "ci_low": lo, "ci_high": hi,
+                     "share_positive": float(np.mean(df["gain_points"] > 0))})
     labels = config_labels(df, varied(df, configuration_key(df)))
     for label, sub in df.groupby(labels, sort=True):
         mean, lo, hi = bootstrap_mean(sub["gain_points"], n_resamples=n_resamples, seed=seed)
-        rows.append(dict(configuration=label, n_seeds=len(sub), gain_points=mean, ci_low=lo, ci_high=hi,
-                         share_positive=float(np.mean(sub["gain_points"] > 0))))
+        rows.append({"configuration": label, "n_seeds": len(sub), "gain_points": mean, "ci_low": lo, "ci_high": hi,
+                         "share_positive": float(np.mean(sub["gain_points"] > 0))})
+    return pd.DataFrame(rows)
+
+
+def downstream_summary(trials: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Mean and CI of accuracy, balanced accuracy and ROC AUC for each protocol (tstr, augment, trtr)."""
+    rows = []
+    for prefix in (mk.TSTR_PREFIX, mk.AUGMENT_PREFIX, mk.TRTR_PREFIX):
+        for metric in (mk.ACCURACY, mk.BALANCED_ACCURACY, mk.ROC_AUC):
+            col = prefix + metric
+            if col in trials.columns and trials[col].notna().any():
+                mean, lo, hi = bootstrap_mean(trials[col], n_resamples=n_resamples, seed=seed)
+                rows.append({"metric": col, "n": int(trials[col].notna().sum()), "mean": mean, "ci_low": lo,
+                             "ci_high": hi})
     return pd.DataFrame(rows)

@@ -5,7 +5,7 @@ Table I); the Kruskal-Wallis p-value says whether any level differs, without ass
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,9 +37,9 @@ def factor_effects(
             p = _kruskal(list(groups.values()))
             for lvl, v in groups.items():
                 mean, lo, hi = bootstrap_mean(v, n_resamples=n_resamples, seed=seed + len(rows))
-                rows.append(dict(factor=factor, level=_level_text(lvl), metric=metric, n=len(v), mean=mean,
-                                 ci_low=lo, ci_high=hi, median=float(np.median(v)),
-                                 std=float(np.std(v, ddof=1)) if len(v) > 1 else np.nan, kruskal_p=p))
+                rows.append({"factor": factor, "level": _level_text(lvl), "metric": metric, "n": len(v), "mean": mean,
+                                 "ci_low": lo, "ci_high": hi, "median": float(np.median(v)),
+                                 "std": float(np.std(v, ddof=1)) if len(v) > 1 else np.nan, "kruskal_p": p})
     return pd.DataFrame(rows)
 
 

@@ -9,7 +9,7 @@ z-scores every column within its loss type first, and its label says so.
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pandas as pd

@@ -5,9 +5,9 @@ loading never fails for that: what is missing becomes an empty frame and a warni
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd

@@ -7,7 +7,7 @@ more than a decade, instead of eating one degree of freedom per value.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd

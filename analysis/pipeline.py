@@ -10,9 +10,9 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
@@ -20,7 +20,7 @@ from analysis import columns as C
 from analysis import reference as ref
 from analysis.budget import budget_curves
 from analysis.correlation import correlation_matrices, signal_correlations, summarise_within, within_trial
-from analysis.downstream import augmentation_gain, baseline, tstr_vs_fid
+from analysis.downstream import augmentation_gain, baseline, downstream_summary, tstr_vs_fid
 from analysis.factors import factor_effects
 from analysis.groups import varied
 from analysis.load import DEFAULT_STATUSES, StudyData, load_studies
@@ -53,6 +53,7 @@ class Analysis:
     confusion: dict[str, pd.DataFrame] = field(default_factory=dict)
     tstr_fid: pd.DataFrame = field(default_factory=pd.DataFrame)
     trtr: dict | None = None
+    downstream_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     augment: pd.DataFrame = field(default_factory=pd.DataFrame)
     memory_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     bn_saving: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -83,7 +84,7 @@ def analyze(
     a = Analysis(data, tuple(statuses), n_resamples, n_permutations, seed)
     a.notes.extend(data.warnings)
     a.analysed = data.analysed(a.statuses)
-    kw = dict(n_resamples=n_resamples, seed=seed)
+    kw = {"n_resamples": n_resamples, "seed": seed}
     if a.analysed.empty:
         a.notes.append(f"no trial has status {', '.join(a.statuses)}: statistics over trials are skipped")
     else:
@@ -97,8 +98,8 @@ def analyze(
                        "memory figures skipped")
     if include_reference:
         table = ref.load_reference()
-        a.reference = dict(table=table, correlations=ref.reference_correlations(table),
-                           matrix=ref.reference_matrix(table))
+        a.reference = {"table": table, "correlations": ref.reference_correlations(table),
+                           "matrix": ref.reference_matrix(table)}
     a.seconds = time.perf_counter() - start
     return a
 
@@ -138,6 +139,7 @@ def _downstream(a: Analysis, kw: dict) -> None:
     a.tstr_fid = tstr_vs_fid(df, n_permutations=a.n_permutations, **kw)
     a.trtr = baseline(df, **kw)
     a.augment = augmentation_gain(df, **kw)
+    a.downstream_summary = downstream_summary(df, **kw)
     if a.augment.empty:
         a.notes.append("no augment_gain in the analysed trials: augmentation gain skipped")
     for prefix in REPORT_PREFIXES:
@@ -153,7 +155,7 @@ def _downstream(a: Analysis, kw: dict) -> None:
             picks[f"lowest-FID trial {best[C.TRIAL_KEY]}"] = best
         for title, row in picks.items():
             report = classification_report(row, prefix)
-            if report is not None:
+            if report is not None and len(report) > 1:  # accuracy alone is in downstream_summary
                 a.class_reports[f"{prefix.rstrip('_').upper()}: {title}"] = report
             cm = confusion_matrix(row, prefix)
             if cm is not None:

@@ -19,11 +19,11 @@ PAPER_ROW = "paper_row"
 STAT_COLUMNS = (mk.FID, mk.D_LOSS_MEAN, mk.D_LOSS_VAR, mk.D_LOSS_STD)
 # Where the paper contradicts itself; the table's numbers are what we use.
 PAPER_NOTES = (
-    "Table I's caption says the highest D-loss mean goes with the highest FID; its numbers show the "
-    "highest mean (1.185, AdaS+ELU+TTUR) with the lowest FID (100.581).",
+    ("Table I's caption calls the row with the highest D-loss mean (1.185, AdaS+ELU+TTUR) the one with 'the "
+    "highest FID score'; its FID is the lowest (100.581), and lower FID is better."),
     "Fig. 6 captions the AdaM run as 'ELU + TTUR', while Table I lists it without TTUR.",
-    "FID was computed with Inception features on an unstated number of samples; absolute values are not "
-    "comparable with this project's FIDs.",
+    ("FID was computed with Inception features on an unstated number of samples; absolute values are not "
+    "comparable with this project's FIDs."),
 )
 
 
@@ -45,9 +45,9 @@ def reference_correlations(df: pd.DataFrame | None = None, *, n_permutations: in
         for predictor in (mk.D_LOSS_MEAN, mk.D_LOSS_VAR, mk.D_LOSS_STD):
             res = corr_test(sub[predictor], sub[mk.FID], n_resamples=200, n_permutations=n_permutations)
             lo, hi = fisher_ci(res.r, res.n)
-            rows.append(dict(subset=subset, predictor=predictor, target=mk.FID, method="pearson", n=res.n,
-                             r=res.r, p_param=res.p_param, p_perm_exact=res.p_perm, fisher_ci_low=lo,
-                             fisher_ci_high=hi))
+            rows.append({"subset": subset, "predictor": predictor, "target": mk.FID, "method": "pearson", "n": res.n,
+                             "r": res.r, "p_param": res.p_param, "p_perm_exact": res.p_perm, "fisher_ci_low": lo,
+                             "fisher_ci_high": hi})
     return pd.DataFrame(rows)
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import special, stats
@@ -199,7 +199,7 @@ def _bca_levels(stat, n: int, observed: float, boot: np.ndarray, alpha: np.ndarr
     if not 0.0 < frac < 1.0:
         return None
     z0 = special.ndtri(frac)
-    jack_idx = np.array([np.delete(np.arange(n), i) for i in range(n)])
+    jack_idx = np.tile(np.arange(n), (n, 1))[~np.eye(n, dtype=bool)].reshape(n, n - 1)  # leave-one-out rows
     jack = stat(jack_idx)
     if not np.all(np.isfinite(jack)):
         return None

@@ -164,7 +164,7 @@ def markdown_table(df: pd.DataFrame, *, digits: int = 3, index: bool = False) ->
     """GitHub-flavoured Markdown table; floats rounded, NaN shown as an empty cell."""
     if df is None or df.empty:
         return "_(no rows)_"
-    frame = df.reset_index() if index else df
+    frame = df.reset_index(names=[n or "" for n in df.index.names]) if index else df
     header = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for values in frame.itertuples(index=False):
@@ -180,6 +180,8 @@ def _cell(v, digits: int) -> str:
     if isinstance(v, (float, np.floating)):
         if not np.isfinite(v):
             return "" if np.isnan(v) else str(v)
+        if float(v).is_integer() and abs(v) < 1e6:
+            return str(int(v))  # counts (support, n) averaged into floats
         small = v != 0 and abs(v) < 10 ** -digits
         return f"{v:.2e}" if small or abs(v) >= 1e6 else f"{v:.{digits}f}"
     return str(v).replace("|", "\\|")

@@ -82,6 +82,7 @@ class SearchSpace:
     ties: dict[str, str] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    forced: dict[str, Any] = field(default_factory=dict)  # --set overrides: win over factor levels too
     mutable: tuple[str, ...] = ()  # keys a scheduler changes during a trial (PBT): the point's value wins
 
     # ------------------------------------------------------------------ building trial configs
@@ -98,6 +99,7 @@ class SearchSpace:
             elif name in self.fixed_factors():
                 values.update(levels[_level_key(levels, self.fixed[name], name)])
         values = {k: v for k, v in values.items() if k not in self.factors}
+        values.update(self.forced)
         values.update(extra)
         for target, source in self.ties.items():
             values[target] = values.get(source, getattr(TrialConfig(), source))
@@ -110,9 +112,9 @@ class SearchSpace:
         """Config fields per role, factors expanded into the fields they set (for analysis)."""
         out: dict[str, list[str]] = {"scientific": [], "nuisance": [], "fixed": []}
         for dim in self.dims.values():
-            out[dim.role].extend(self._fields_of(dim.key))
+            out[dim.role].extend(self.fields_of(dim.key))
         for key in self.fixed:
-            out["fixed"].extend(self._fields_of(key))
+            out["fixed"].extend(self.fields_of(key))
         searched = set(out["scientific"]) | set(out["nuisance"])
         out["fixed"] = sorted(set(out["fixed"]) - searched)
         for target, source in self.ties.items():
@@ -121,7 +123,7 @@ class SearchSpace:
                     keys.append(target)
         return {role: sorted(set(keys)) for role, keys in out.items()}
 
-    def _fields_of(self, key: str) -> list[str]:
+    def fields_of(self, key: str) -> list[str]:
         if key in self.factors:
             return sorted({f for level in self.factors[key].values() for f in level})
         return [key]
@@ -137,11 +139,14 @@ class SearchSpace:
             yield dict(zip((d.key for d in dims), combo))
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "SearchSpace":
-        """A copy where each overridden key is fixed (a searched key stops being searched)."""
+        """A copy where each overridden key is fixed in every trial: a searched key stops being searched,
+        and a config key wins over what a factor level would set (`--set lr_g=1e-3` means lr_g=1e-3)."""
         for key in overrides:
             if key not in CONFIG_FIELDS and key not in self.factors:
-                raise ConfigError(f"Unknown config key {key!r} in --set; known keys: {', '.join(CONFIG_FIELDS)}")
-        new = dataclasses.replace(self, fixed={**self.fixed, **overrides},
+                raise ConfigError(f"Unknown config key {key!r} in --set; known keys: {', '.join(CONFIG_FIELDS)}, "
+                                  f"or a factor of the space: {', '.join(self.factors) or 'none'}")
+        forced = {k: v for k, v in overrides.items() if k in CONFIG_FIELDS}
+        new = dataclasses.replace(self, fixed={**self.fixed, **overrides}, forced={**self.forced, **forced},
                                   dims={k: d for k, d in self.dims.items() if k not in overrides},
                                   ties={t: s for t, s in self.ties.items() if t not in overrides})
         new.validate()
@@ -190,7 +195,7 @@ class SearchSpace:
             "name": self.name, "source": self.source, "description": self.description, "fixed": self.fixed,
             "dimensions": {k: {"kind": d.kind, "values": list(d.values), "role": d.role} for k, d in self.dims.items()},
             "factors": {k: {str(lv): v for lv, v in levels.items()} for k, levels in self.factors.items()},
-            "tie": self.ties, "defaults": self.defaults, "roles": self.roles(),
+            "tie": self.ties, "overrides": self.forced, "defaults": self.defaults, "roles": self.roles(),
         }
 
     # ------------------------------------------------------------------ validation
@@ -233,7 +238,7 @@ class SearchSpace:
         for name in self.factors:
             if name not in self.dims:
                 continue
-            for key in self._fields_of(name):
+            for key in self.fields_of(name):
                 if key in self.dims:
                     raise ConfigError(f"space {self.name}: {key!r} is searched directly and set by factor {name!r}; "
                                       "keep one of the two")

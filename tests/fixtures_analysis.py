@@ -70,12 +70,14 @@ def make_study(
 def memory_frame() -> pd.DataFrame:
     """`gan-study memory` output: BN costs 7% at 32 feature maps down to 1.2% at 320 (seed 002 Fig. 8)."""
     rows = []
-    for net, res, feat, norm in itertools.product(("generator", "discriminator"), (64, 128),
+    for net, res, feat, norm in itertools.product(("G", "D"), (64, 128),
                                                   range(32, 321, 32), ("batch", "none")):
         mem_bn = 0.02 * feat**1.6 * (res / 64) ** 2
         saving = 0.07 - (0.07 - 0.012) * (feat - 32) / (320 - 32)
-        rows.append(dict(network=net, resolution=res, features=feat, norm=norm, params=int(feat**2 * 50),
-                         mem_per_image_mb=mem_bn if norm == "batch" else mem_bn * (1 - saving)))
+        mem = mem_bn if norm == "batch" else mem_bn * (1 - saving)
+        rows.append({"network": net, "resolution": res, "features": feat, "norm": norm, "params": int(feat**2 * 50),
+                         "param_mb": feat**2 * 50 * 4 / 2**20, "activation_mb_per_image": mem * 0.8,
+                         "mem_per_image_mb": mem, "device": "cpu", "method": "saved_tensors"})
     return pd.DataFrame(rows)
 
 
@@ -101,6 +103,7 @@ def _trial(study_dir: Path, trial_id: str, cfg: dict, quality: float, rng: np.ra
     z = quality + rng.normal(0, 0.3)
     final_fid = max(5.0, base_fid - 25.0 * z + rng.normal(0, 6.0))
     d_mean = mean0 + spread * z / 1.5 + rng.normal(0, spread * 0.15)
+    var_scale, dx_shift = rng.uniform(0.5, 1.5), rng.normal(0, 0.05)
     n_reports = {mk.STATUS_FINISHED: REPORTS, "running": 3, "errored": 2, "diverged": 4}[status]
     rows = []
     for rep in range(1, n_reports + 1):
@@ -109,9 +112,11 @@ def _trial(study_dir: Path, trial_id: str, cfg: dict, quality: float, rng: np.ra
         row = {**_common(study_dir.name, trial_id, cfg), "timestamp": 1.7e9 + rep * 10.0}
         loss_d = d_mean * (0.6 + 0.5 * frac) + rng.normal(0, 0.02)
         row |= {mk.ITERATION: rep * REPORT_EVERY, mk.EPOCH: rep * 0.5, mk.LOSS_D: loss_d,
-                mk.LOSS_G: 2.0 - loss_d + rng.normal(0, 0.05), mk.D_X: 0.7 - 0.1 * frac, mk.D_G_Z: 0.2 + 0.1 * frac,
+                mk.LOSS_G: 2.0 - loss_d + rng.normal(0, 0.05), mk.D_X: 0.7 - 0.1 * frac + dx_shift,
+                mk.D_G_Z: 0.2 + 0.1 * frac - dx_shift,
                 mk.GRAD_NORM_D: 1.0, mk.GRAD_NORM_G: 1.0, mk.D_LOSS_MEAN: d_mean * (0.6 + 0.4 * frac),
-                mk.D_LOSS_VAR: (spread * 0.5) ** 2, mk.D_LOSS_STD: spread * 0.5, mk.G_LOSS_MEAN: 2.0 - d_mean,
+                mk.D_LOSS_VAR: (spread * 0.5 * var_scale) ** 2, mk.D_LOSS_STD: spread * 0.5 * var_scale,
+                mk.G_LOSS_MEAN: 2.0 - d_mean,
                 mk.T0: 150.0 + 50 * (cfg["batch_size"] == 64) if rep > 1 else np.nan,
                 mk.IMAGES_PER_S: 30.0, mk.PEAK_MEMORY_MB: 500.0, mk.PARAMS_G: 3.5e6, mk.PARAMS_D: 2.8e6,
                 mk.WALL_S: rep * 10.0, mk.STATUS: "running", mk.REASON: "",
@@ -150,7 +155,8 @@ def _downstream(fid: float, rng: np.random.Generator) -> dict:
     recall = {"NORMAL": acc - 0.1, "PNEUMONIA": min(0.99, acc + 0.06)}
     tp = {c: round(recall[c] * TEST_SUPPORT[c]) for c in CLASSES}
     cm = {("NORMAL", "NORMAL"): tp["NORMAL"], ("NORMAL", "PNEUMONIA"): TEST_SUPPORT["NORMAL"] - tp["NORMAL"],
-          ("PNEUMONIA", "PNEUMONIA"): tp["PNEUMONIA"], ("PNEUMONIA", "NORMAL"): TEST_SUPPORT["PNEUMONIA"] - tp["PNEUMONIA"]}
+          ("PNEUMONIA", "PNEUMONIA"): tp["PNEUMONIA"],
+          ("PNEUMONIA", "NORMAL"): TEST_SUPPORT["PNEUMONIA"] - tp["PNEUMONIA"]}
     for (t, p), v in cm.items():
         out[f"{mk.TSTR_PREFIX}cm_{t}_{p}"] = float(v)
     for c in CLASSES:
@@ -169,3 +175,33 @@ def _sample_png(path: Path, z: float, rep: int) -> None:
     rng = np.random.default_rng(zlib.crc32(str(path).encode()))
     img = np.clip(rng.normal(128 + 20 * z, 40 / rep, size=(32, 32)), 0, 255).astype(np.uint8)
     Image.fromarray(img).save(path)  # 2-D uint8 -> grayscale "L"
+
+
+def replay_through_store(src: Path, dst: Path) -> Path:
+    """Rebuild a fabricated study with the real results writer (study.tables), as a live study would be."""
+    import math
+    import shutil
+
+    from study.tables import StudyTables, write_tables
+
+    history, trials = pd.read_parquet(src / "history.parquet"), pd.read_parquet(src / "trials.parquet")
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src / "trials", dst / "trials", dirs_exist_ok=True)
+    plain = lambda v: v.item() if hasattr(v, "item") else v
+    tables = StudyTables(dst.name, dst)
+    for _, row in trials.iterrows():
+        cfg = {k.removeprefix("config/"): plain(v) for k, v in row.items()
+               if k.startswith("config/") and k != "config/ttur"}
+        tables.apply({"event": "trial", "trial_id": row["trial_id"], "status": "running", "reason": "", "config": cfg})
+    for _, row in history.iterrows():
+        metrics = {k: plain(v) for k, v in row.items() if not k.startswith("config/")
+                   and k not in ("study", "trial_id", "timestamp")}
+        metrics = {k: v for k, v in metrics.items() if not (isinstance(v, float) and math.isnan(v))}
+        tables.apply({"event": "report", "trial_id": row["trial_id"], "timestamp": row["timestamp"],
+                      "metrics": metrics})
+    for _, row in trials.iterrows():  # statuses only the driver knows (errored, pending)
+        if row[mk.STATUS] in ("errored", "pending"):
+            tables.apply({"event": "trial", "trial_id": row["trial_id"], "status": row[mk.STATUS],
+                          "reason": row[mk.REASON] or ""})
+    write_tables(tables, dst)
+    return dst

@@ -38,7 +38,8 @@ def test_meta_accounting_equals_a_real_cpu_forward(norm):
         with torch.device("meta"):
             meta = build(cfg)
         real = build(cfg)
-        assert saved_tensor_bytes(meta, torch.empty(shape, device="meta")) == saved_tensor_bytes(real, torch.randn(shape))
+        on_meta = saved_tensor_bytes(meta, torch.empty(shape, device="meta"))
+        assert on_meta == saved_tensor_bytes(real, torch.randn(shape))
 
 
 def test_cli_writes_table_and_prints_savings(tmp_path, capsys):
@@ -68,3 +69,12 @@ def test_default_grid_is_fast_on_cpu():
     assert len(df) == 2 * 2 * 10 * 2
     top = df[(df.network == "G") & (df.resolution == 128) & (df.features == 320) & (df.norm == "batch")]
     assert top["params"].item() > 2e8  # built on the meta device: no memory, no arithmetic
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_allocator_method():
+    df = measure_memory(resolutions=(32,), features=(16, 64), norms=("batch", "none"), batch_size=4, device="cuda")
+    assert set(df["method"]) == {"cuda_max_allocated"} and len(df) == 8
+    assert (df["activation_mb_per_image"] > 0).all()
+    for _, group in df.groupby(["network", "norm"]):
+        assert group.sort_values("features")["mem_per_image_mb"].is_monotonic_increasing

@@ -9,7 +9,7 @@ import torch
 from trainers.config import ACTIVATIONS, NORMS, TrialConfig
 from trainers.models import build_discriminator, build_generator, count_parameters, init_weights
 
-SMALL = dict(g_features=16, d_features=16, latent_dim=8)
+SMALL = {"g_features": 16, "d_features": 16, "latent_dim": 8}
 
 
 def _labels(cfg: TrialConfig, n: int) -> torch.Tensor | None:

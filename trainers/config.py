@@ -62,7 +62,7 @@ class TrialConfig:
     num_classes: int = 2  # NORMAL, PNEUMONIA
 
     # --- objective and optimisation
-    loss: str = "bce"  # bce (non-saturating) | bce_minimax | lsgan (seed 000 MSE) | hinge | wgan_gp
+    loss: str = "bce"  # bce (non-saturating) | bce_minimax | lsgan (least squares on raw D output) | hinge | wgan_gp
     gp_weight: float = 10.0  # WGAN-GP gradient penalty weight
     optimizer: str = "adam"  # adam | adas | sgd | rmsprop, for both networks
     lr_g: float = 2e-4  # generator learning rate (TTUR: differs from lr_d)

@@ -25,8 +25,8 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 import torch
@@ -87,26 +87,26 @@ def _measure_saved(network: str, cfg: TrialConfig) -> tuple[int, float, float]:
     return params, activations / cfg.batch_size, (activations + weights) / cfg.batch_size
 
 
+def _train_step(network: str, model: nn.Module, x: torch.Tensor) -> None:
+    out = model(x)
+    (out if network == "G" else out[0]).float().sum().backward()
+
+
 def _measure_cuda(network: str, cfg: TrialConfig, device: torch.device) -> tuple[int, float, float]:
     torch.cuda.synchronize(device)
     before = torch.cuda.memory_allocated(device)
     model, x = _build(network, cfg, device)
     params = count_parameters(model)
-
-    def step() -> None:
-        out = model(x)
-        (out if network == "G" else out[0]).float().sum().backward()
-
-    step()  # warm-up: allocates the gradients (kept, zeroed) and any lazy library state
+    _train_step(network, model, x)  # warm-up: allocates the gradients (kept, zeroed) and lazy library state
     model.zero_grad(set_to_none=False)
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     start = torch.cuda.memory_allocated(device)
-    step()
+    _train_step(network, model, x)
     torch.cuda.synchronize(device)
     peak = torch.cuda.max_memory_allocated(device)
     del model, x
-    torch.cuda.empty_cache()
+    torch.cuda.empty_cache()  # the next (larger) network should not inherit this one's cached blocks
     return params, (peak - start) / cfg.batch_size, (peak - before) / cfg.batch_size
 
 
@@ -168,11 +168,16 @@ def norm_savings(df: pd.DataFrame) -> pd.DataFrame:
     return out[keys + ["mem_batch_mb", "mem_none_mb", "saving_pct"]]
 
 
-def write_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write .parquet or .csv atomically (temp file + rename), so a crash never leaves half a table."""
+def _check_out(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix not in (".parquet", ".csv"):
         raise ConfigError(f"--out {str(path)!r} must end in .parquet or .csv")
+    return path
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write .parquet or .csv atomically (temp file + rename), so a crash never leaves half a table."""
+    path = _check_out(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
@@ -203,6 +208,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size} must be >= 1")
+    _check_out(args.out)  # fail before measuring, not after
     df = measure_memory(args.resolutions, args.features, args.norms, args.batch_size, args.device)
     path = write_table(df, args.out)
     with pd.option_context("display.width", 160, "display.max_rows", 1000, "display.float_format", "{:.3f}".format):

@@ -27,6 +27,7 @@ Choices worth knowing (each is a documented decision, not an accident):
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -40,7 +41,7 @@ LABEL_EMBED_DIM = 50  # size of G's label embedding (concatenated to z)
 
 def num_stages(resolution: int) -> int:
     """Up/down-sampling stages between 4x4 and `resolution` (32 -> 3, 64 -> 4, 128 -> 5, 256 -> 6)."""
-    return int(round(math.log2(resolution // 4)))
+    return round(math.log2(resolution // 4))
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -138,7 +139,6 @@ class Generator(nn.Module):
         self.output = cfg.g_output
         n = num_stages(cfg.resolution)
         channels = [cfg.g_features * 2 ** (n - 1 - i) for i in range(n)]  # at 4x4, 8x8, ..., R/2
-        act = lambda: _activation(cfg.g_activation, cfg.leaky_slope)  # noqa: E731
         bias = _bias(cfg.g_norm)
 
         in_dim = cfg.latent_dim
@@ -149,10 +149,10 @@ class Generator(nn.Module):
 
         # Project z (as a 1x1 map) to 4x4: a dense layer written as a 4x4 transposed conv (DCGAN).
         layers: list[nn.Module] = [nn.ConvTranspose2d(in_dim, channels[0], 4, 1, 0, bias=bias)]
-        layers += _norm(cfg.g_norm, channels[0]) + [act()]
-        for cin, cout in zip(channels[:-1], channels[1:]):
+        layers += _norm(cfg.g_norm, channels[0]) + [_activation(cfg.g_activation, cfg.leaky_slope)]
+        for cin, cout in pairwise(channels):
             layers += _up(cin, cout, cfg.kernel_size, cfg.g_upsample, bias)
-            layers += _norm(cfg.g_norm, cout) + [act()]
+            layers += _norm(cfg.g_norm, cout) + [_activation(cfg.g_activation, cfg.leaky_slope)]
         # No norm on the output layer (DCGAN): it would pin the image statistics of every batch.
         layers += _up(channels[-1], 1, cfg.kernel_size, cfg.g_upsample, True)
         self.net = nn.Sequential(*layers)
@@ -178,14 +178,14 @@ class Discriminator(nn.Module):
         self.conditioning = cfg.conditioning
         n = num_stages(cfg.resolution)
         channels = [cfg.d_features * 2**i for i in range(n)]  # at R/2, R/4, ..., 4x4
-        act = lambda: _activation(cfg.d_activation, cfg.leaky_slope)  # noqa: E731
 
         # No norm after the first conv (DCGAN): normalising the raw-image layer made training oscillate,
         # and D must see the true statistics of real vs fake inputs.
-        layers: list[nn.Module] = [_down(1, channels[0], cfg.kernel_size, True), act()]
-        for cin, cout in zip(channels[:-1], channels[1:]):
+        layers: list[nn.Module] = [_down(1, channels[0], cfg.kernel_size, True)]
+        layers += [_activation(cfg.d_activation, cfg.leaky_slope)]
+        for cin, cout in pairwise(channels):
             layers += [_down(cin, cout, cfg.kernel_size, _bias(cfg.d_norm))]
-            layers += _norm(cfg.d_norm, cout) + [act()]
+            layers += _norm(cfg.d_norm, cout) + [_activation(cfg.d_activation, cfg.leaky_slope)]
         self.features = nn.Sequential(*layers)
         self.head = nn.Conv2d(channels[-1], 1, 4, 1, 0)  # 4x4 -> one logit
 

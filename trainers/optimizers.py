@@ -13,7 +13,8 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -75,11 +76,11 @@ class AdaS(Optimizer):
                 raise ValueError(f"AdaS {name}={beta!r} must be in [0, 1)")
         if init_step <= 0 or meta_rate < 0 or meta_meta_rate < 0 or eps < 0 or weight_decay < 0:
             raise ValueError("AdaS init_step must be > 0; meta rates, eps and weight_decay must be >= 0")
-        defaults = dict(
-            lr=lr_scale * ADAS_REFERENCE_LR, init_step=init_step, meta_rate=meta_rate,
-            meta_meta_rate=meta_meta_rate, beta_v=beta_v, beta_u=beta_u, beta_s=beta_s, eps=eps,
-            weight_decay=weight_decay,
-        )
+        defaults = {
+            "lr": lr_scale * ADAS_REFERENCE_LR, "init_step": init_step, "meta_rate": meta_rate,
+            "meta_meta_rate": meta_meta_rate, "beta_v": beta_v, "beta_u": beta_u, "beta_s": beta_s, "eps": eps,
+            "weight_decay": weight_decay,
+        }
         super().__init__(params, defaults)
         for group in self.param_groups:
             group.setdefault("lr_scale", group["lr"] / ADAS_REFERENCE_LR)
@@ -88,7 +89,7 @@ class AdaS(Optimizer):
     def _normalise(x: torch.Tensor, v: torch.Tensor, beta: float, correction: float, eps: float) -> torch.Tensor:
         """Update v <- beta v + (1 - beta) x^2 in place and return x / sqrt(bias-corrected v)."""
         v.mul_(beta).addcmul_(x, x, value=1.0 - beta)
-        return x * correction / (v.sqrt() + eps)
+        return torch.div(x, v.sqrt().add_(eps)).mul_(correction)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:

@@ -1,0 +1,67 @@
+"""`gan-study analyze STUDY_DIR [STUDY_DIR ...] -o OUT`: statistics, report.md, dashboard.html, csv/."""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from analysis.dashboard import render_dashboard
+from analysis.export import write_csvs
+from analysis.load import DEFAULT_STATUSES
+from analysis.pipeline import analyze
+from analysis.report import render_report
+from trainers.errors import UserError
+
+STATUSES = ("finished", "stopped", "diverged", "running", "errored")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study_dirs", nargs="+", type=Path, help="study directories (several are analysed together)")
+    parser.add_argument("-o", "--out", type=Path, required=True, help="output dir for dashboard.html, report.md, csv/")
+    parser.add_argument("--statuses", default=",".join(DEFAULT_STATUSES),
+                        help=f"comma list of trial statuses to analyse (default finished; any of "
+                        f"{', '.join(STATUSES)})")
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples per CI (default 2000)")
+    parser.add_argument("--permutations", type=int, default=2000, help="permutations per p-value (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every resampling (default 0)")
+    parser.add_argument("--color-by", default=None, help="config field that colours the scatter plots "
+                        "(default: the first factor the study varied)")
+    parser.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="leave out the seed 002 Table I reference analysis (included by default)")
+    parser.add_argument("--reference", dest="reference", action="store_true", help=argparse.SUPPRESS)
+    parser.set_defaults(reference=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    statuses = tuple(s.strip() for s in args.statuses.split(",") if s.strip())
+    unknown = sorted(set(statuses) - set(STATUSES))
+    if unknown:
+        raise UserError(f"--statuses {','.join(unknown)} is not a trial status; allowed: {', '.join(STATUSES)}")
+    if args.resamples < 100 or args.permutations < 100:
+        raise UserError(f"--resamples={args.resamples} / --permutations={args.permutations}: use at least 100")
+    start = time.perf_counter()
+    result = analyze(args.study_dirs, statuses=statuses, n_resamples=args.resamples,
+                     n_permutations=args.permutations, seed=args.seed, include_reference=args.reference)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    page, n_fig = render_dashboard(result, color_by=args.color_by)
+    _write_atomic(out / "dashboard.html", page)
+    _write_atomic(out / "report.md", render_report(result))
+    csvs = write_csvs(result, out / "csv")
+    counts = ", ".join(f"{k} {v}" for k, v in result.data.status_counts().items()) or "no trial table"
+    print(f"analysed {len(result.analysed)} trials ({counts}) in {time.perf_counter() - start:.1f} s")
+    print(f"wrote {out / 'dashboard.html'} ({n_fig} figures), {out / 'report.md'}, {len(csvs)} CSVs in {out / 'csv'}")
+    for note in result.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Temp file + rename, so a browser never opens a half-written dashboard."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; the dashboard is meant to be shared
+    os.replace(tmp, path)

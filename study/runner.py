@@ -1,0 +1,179 @@
+"""Run and resume studies with Ray Tune: the public Python API behind `gan-study run/resume`.
+
+Example (a notebook):
+    >>> from study.spec import new_spec
+    >>> from study.runner import run_study
+    >>> outcome = run_study(new_spec(out="runs/smoke", space="smoke"))  # doctest: +SKIP
+    >>> outcome.counts                                                  # doctest: +SKIP
+    {'finished': 4}
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search_spaces.space import MAX_CHECKED_COMBINATIONS, SearchSpace
+from study.algorithms import build_scheduler, build_search, pbt_space
+from study.progress import ProgressPrinter
+from study.results_store import ResultsStore
+from study.spec import StudySpec, check_spec, is_remote
+from study.tables import TERMINAL, load_tables
+from study.trainable import data_args, default_cache_dir, load_train_set, make_trainable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyOutcome:
+    study_dir: str
+    counts: dict[str, int] = field(default_factory=dict)  # status -> number of trials
+    interrupted: bool = False  # trials left unfinished (Ctrl-C): `gan-study resume` continues them
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.interrupted else 0
+
+
+def ensure_ray(address: str | None = None, *, dashboard: bool = False) -> None:
+    """Connect to a cluster (address, or RAY_ADDRESS as set by `ray job submit`) or start a local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address)
+    else:  # "local": never attach by accident to another Ray instance running on this machine
+        ray.init(address="local", include_dashboard=dashboard)
+
+
+def prepared_space(spec: StudySpec) -> tuple[SearchSpace, dict[str, Any]]:
+    """The validated space, adjusted for the scheduler, and any extra param_space entries."""
+    space = check_spec(spec)
+    if spec.scheduler == "pbt":
+        return pbt_space(space)
+    return space, {}
+
+
+def build_trainable(spec: StudySpec, space: SearchSpace) -> Any:
+    from ray import tune
+
+    fn = make_trainable(space, spec.study_dir, metric=spec.metric, cpus_per_trial=spec.cpus_per_trial,
+                        cache_dir=os.environ.get("GAN_STUDY_CACHE", ""))
+    return tune.with_resources(fn, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
+
+
+def build_callbacks(spec: StudySpec, space: SearchSpace, *, progress: bool) -> list:
+    mirror = f"{spec.experiment_path}/study" if is_remote(spec.storage) else ""
+    callbacks: list = [ResultsStore(spec.study_dir, space, scheduler=spec.scheduler, mirror_uri=mirror)]
+    if progress:
+        callbacks.append(ProgressPrinter(spec.name, spec.metric, spec.mode))
+    return callbacks
+
+
+def build_tuner(spec: StudySpec, *, progress: bool = True) -> Any:
+    """A fresh Tuner for the spec (nothing runs until `.fit()`)."""
+    from ray import tune
+
+    space, extra = prepared_space(spec)
+    search_alg, param_space = build_search(space, spec.search, max_concurrent=spec.max_concurrent,
+                                           seed=spec.search_seed, metric=spec.metric, mode=spec.mode)
+    param_space.update(extra)
+    # Keep two checkpoints per trial (the newest may be torn by a crash). PBT keeps all: its exploits copy
+    # other trials' checkpoints, and Ray's pruning then trips over already-deleted ones (Ray 2.60).
+    keep = None if spec.scheduler == "pbt" else 2
+    return tune.Tuner(
+        build_trainable(spec, space),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=spec.metric, mode=spec.mode, search_alg=search_alg,
+            scheduler=build_scheduler(space, spec.scheduler), num_samples=spec.num_samples,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name, storage_path=spec.storage_path,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
+            callbacks=build_callbacks(spec, space, progress=progress), verbose=0,
+        ),
+    )
+
+
+def trial_dirname(trial: Any) -> str:
+    return trial.trial_id
+
+
+def warm_data_cache(space: SearchSpace) -> int:
+    """Load every distinct training split of the space once in the driver, so the node's on-disk cache
+    is warm before trials start (trials on other nodes fill their node's cache under a file lock)."""
+    n = 0
+    combos = space.combinations() if _n_combinations(space) <= MAX_CHECKED_COMBINATIONS else iter([{}])
+    seen = set()
+    for point in combos:
+        cfg = space.resolve(point)
+        key = tuple(sorted(data_args(cfg).items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        load_train_set(cfg, os.environ.get("GAN_STUDY_CACHE", ""))
+        n += 1
+    logger.info("training splits cached in %s: %d", default_cache_dir(), n)
+    return n
+
+
+def _n_combinations(space: SearchSpace) -> int:
+    n = 1
+    for d in space.dims.values():
+        n *= len(d.candidates())
+    return n
+
+
+def run_study(spec: StudySpec, *, progress: bool = True, address: str | None = None) -> StudyOutcome:
+    """Start a new study (STUDY_DIR must not hold one yet) and run it to the end or to Ctrl-C."""
+    study_dir = Path(spec.study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    space, _ = prepared_space(spec)
+    spec.save()
+    warm_data_cache(space)
+    ensure_ray(address)
+    tuner = build_tuner(spec, progress=progress)
+    tuner.fit()
+    return outcome(spec)
+
+
+def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None = None) -> StudyOutcome:
+    """Finish an interrupted study: unfinished trials continue from their checkpoints, finished and
+    errored ones are kept as they are."""
+    from ray import tune
+
+    space, _ = prepared_space(spec)
+    warm_data_cache(space)
+    ensure_ray(address)
+    path = spec.experiment_path
+    if not tune.Tuner.can_restore(path):
+        raise_user(f"no Ray Tune experiment to resume at {path}; was the study started with gan-study run?")
+    tuner = tune.Tuner.restore(path, trainable=build_trainable(spec, space), resume_unfinished=True,
+                               resume_errored=False, restart_errored=False)
+    # The restored run config carries the callbacks pickled at launch; point them at STUDY_DIR as it is now.
+    run_config = tuner._local_tuner.get_run_config()
+    run_config.callbacks = build_callbacks(spec, space, progress=progress)
+    tuner.fit()
+    return outcome(spec)
+
+
+def outcome(spec: StudySpec) -> StudyOutcome:
+    tables = load_tables(spec.study_dir)
+    counts: dict[str, int] = {}
+    for state in tables.trials.values():
+        counts[state["status"]] = counts.get(state["status"], 0) + 1
+    interrupted = any(s not in TERMINAL for s in counts)
+    return StudyOutcome(spec.study_dir, dict(sorted(counts.items())), interrupted)
+
+
+def raise_user(message: str) -> None:
+    from trainers.errors import UserError
+
+    raise UserError(message)

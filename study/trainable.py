@@ -1,0 +1,194 @@
+"""The function Ray Tune runs per trial: a flat config in, `trainers.loop.train` with a reporter out.
+
+Per trial it:
+  1. turns the flat Ray config into a TrialConfig (the space's factors and ties applied);
+  2. picks the device from what Ray assigned: CUDA only when Ray gave the trial a GPU *and* torch sees
+     one (a logical GPU on a machine without CUDA falls back to CPU, with a warning);
+  3. restores: Ray's checkpoint (`tune.get_checkpoint()`: after a failure, on resume, or a PBT donor's)
+     is copied to STUDY_DIR/trials/<trial_id>/checkpoint/ unless that directory already holds a
+     newer checkpoint of the same config (the driver died after the trial wrote it);
+  4. loads the training split through the node's on-disk cache under a file lock, so the first trial
+     on a node fills the cache and the others read it;
+  5. calls `train()` with a reporter that forwards every report to `tune.report` with the checkpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from search_spaces.space import SearchSpace
+from study.tables import TRIALS_DIRNAME
+from trainers import metric_keys as K
+from trainers.config import TrialConfig
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+PBT_MUTABLE = ("lr_g", "lr_d")
+
+
+def make_trainable(space: SearchSpace, study_dir: str, *, metric: str, cpus_per_trial: float,
+                   cache_dir: str = "") -> Callable[[dict], None]:
+    """The per-trial function (a closure, so Ray ships the space and paths with it)."""
+
+    def gan_trial(config: dict) -> None:
+        run_trial(config, space=space, study_dir=study_dir, metric=metric, cpus_per_trial=cpus_per_trial,
+                  cache_dir=cache_dir)
+
+    return gan_trial
+
+
+def run_trial(config: dict, *, space: SearchSpace, study_dir: str, metric: str, cpus_per_trial: float,
+              cache_dir: str = "") -> None:
+    from ray import tune
+
+    from trainers.loop import train
+
+    if cache_dir:  # the driver's cache setting wins over whatever environment the worker started with
+        os.environ["GAN_STUDY_CACHE"] = cache_dir
+    trial_id = tune.get_context().get_trial_id()
+    out_dir = Path(study_dir) / TRIALS_DIRNAME / trial_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    cfg = space.resolve(config)
+    cfg = cfg.replace(device=pick_device(cfg.device, trial_id),
+                      num_threads=cfg.num_threads or max(1, int(cpus_per_trial)))
+    restore_checkpoint(tune.get_checkpoint(), out_dir, cfg)
+    train_set = load_train_set(cfg, cache_dir)
+
+    reported = []
+
+    def reporter(metrics: dict, checkpoint_dir: Path | None) -> None:
+        payload = {k: _plain(v) for k, v in metrics.items()}
+        # Ray rejects a result without the study's metric; "not measured at this report" is NaN.
+        payload.setdefault(metric, math.nan)
+        checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        reported.append(payload.get(K.ITERATION))
+        tune.report(payload, checkpoint=checkpoint)
+
+    summary = train(cfg, out_dir, reporter=reporter, resume=True, train_set=train_set)
+    if not reported and summary:
+        # The checkpoint we resumed from had already ended the run: report its final metrics again so
+        # Ray (and the results store) see the trial's outcome.
+        payload = {k: _plain(v) for k, v in summary.items()}
+        payload.setdefault(metric, math.nan)
+        tune.report(payload)
+
+
+def pick_device(requested: str, trial_id: str = "") -> str:
+    """'cuda' only when Ray assigned this trial a GPU and torch can use it; never a GPU Ray did not give."""
+    import ray
+    import torch
+
+    if requested == "cpu":
+        return "cpu"
+    gpu_ids = ray.get_gpu_ids()
+    if gpu_ids and torch.cuda.is_available():
+        return "cuda"
+    if gpu_ids:
+        logger.warning("trial %s: Ray assigned GPU %s but torch sees no CUDA device; training on CPU",
+                       trial_id, gpu_ids)
+    elif requested == "cuda":
+        logger.warning("trial %s: device=cuda but Ray assigned no GPU (--gpus-per-trial 0); training on CPU",
+                       trial_id)
+    return "cpu"
+
+
+def restore_checkpoint(checkpoint: Any, out_dir: Path, cfg: TrialConfig) -> None:
+    """Put the checkpoint this trial must continue from at out_dir/checkpoint/checkpoint.pt."""
+    from trainers.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+
+    local = checkpoint_path(out_dir)
+    local_state = _read_state(local)
+    if checkpoint is None:
+        if local_state is not None and local_state["config"] != _comparable(cfg):
+            local.unlink()  # a leftover of another config: start this one fresh
+        return
+    with checkpoint.as_directory() as d:
+        ray_file = Path(d) / CHECKPOINT_FILE
+        ray_state = _read_state(ray_file)
+        if ray_state is None:
+            raise FileNotFoundError(f"Ray checkpoint {d} holds no {CHECKPOINT_FILE}")
+        if local_state is not None and local_state["config"] == _comparable(cfg) and \
+                local_state["step"] >= ray_state["step"]:
+            return  # our own newer checkpoint: continue from it, the loop is exact either way
+        if ray_state["config"] == _comparable(cfg):
+            _copy_atomic(ray_file, local)
+            return
+        # A checkpoint of another config: PBT exploited a better trial and mutated the config. Carry the
+        # weights over, and set the mutated learning rates into the optimiser states, which would otherwise
+        # restore the donor's.
+        state = load_checkpoint(ray_file)
+        for opt_key, lr in (("opt_g", cfg.lr_g), ("opt_d", cfg.lr_d)):
+            for group in state[opt_key]["param_groups"]:
+                group["lr"] = lr
+        state["config"] = cfg.to_dict()
+        save_checkpoint(state, local)
+        logger.info("trial %s: continuing from a checkpoint of another config (PBT exploit) at step %s",
+                    out_dir.name, ray_state["step"])
+
+
+def _comparable(cfg: TrialConfig) -> dict:
+    # device and threads are how, not what: a trial restored on another node may use another device.
+    return {k: v for k, v in cfg.to_dict().items() if k not in ("device", "num_threads")}
+
+
+def _read_state(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    from trainers.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(path)
+    config = {k: v for k, v in ck.get("config", {}).items() if k not in ("device", "num_threads")}
+    return {"config": config, "step": int(ck.get("loop", {}).get("step", 0))}
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-", suffix=".pt")
+    os.close(fd)
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("GAN_STUDY_CACHE") or Path.home() / ".cache" / "gan-study")
+
+
+def data_args(cfg: TrialConfig) -> dict[str, Any]:
+    """The load_split arguments of a config's training split (the same call the loop makes)."""
+    return dict(source=cfg.data, split="train", resolution=cfg.resolution, hist_eq=cfg.hist_eq,
+                class_subset=cfg.class_subset, limit=cfg.data_limit, seed=cfg.seed)
+
+
+def load_train_set(cfg: TrialConfig, cache_dir: str = "") -> Any:
+    """Load the training split through the on-disk cache; one process per node fills it (file lock)."""
+    from filelock import FileLock
+
+    from trainers.data import load_split
+
+    args = data_args(cfg)
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    lock_dir = root / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha1(repr(sorted(args.items())).encode()).hexdigest()[:16]
+    with FileLock(str(lock_dir / f"train-{key}.lock")):
+        return load_split(args.pop("source"), args.pop("split"), args.pop("resolution"),
+                          cache_dir=cache_dir or None, **args)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            return value.item()
+        except (ValueError, TypeError):
+            pass
+    if isinstance(value, Path):
+        return str(value)
+    return value
