@@ -78,6 +78,28 @@ class ResultsStore(tune.Callback):
         for record in read_journal(self.journal_path):
             self.tables.apply(record)
         self._loaded = True
+        self._recover_from_trial_logs()
+
+    def _recover_from_trial_logs(self) -> None:
+        """Journal reports a killed driver never received.
+
+        Each trial also logs its reports to trials/<id>/metrics.jsonl before sending them. After a crash a
+        trial continues from its newest checkpoint, so reports made after Ray's last snapshot would
+        otherwise be missing; they are read back here, before any trial restarts (and truncates its log).
+        """
+        from study.tables import TRIALS_DIRNAME
+
+        for tid, known in list(self.tables.reports.items()) + [
+                (t, {}) for t in self.tables.trials if t not in self.tables.reports]:
+            log = Path(self.study_dir) / TRIALS_DIRNAME / tid / "metrics.jsonl"
+            for record in read_journal(log):
+                it = record.get(K.ITERATION)
+                if it is None or int(it) in known:
+                    continue
+                if isinstance(record.get(K.SAMPLE_PATH), str):
+                    record[K.SAMPLE_PATH] = self.tables.relative(record[K.SAMPLE_PATH])
+                self._append({"event": "report", "trial_id": tid, "timestamp": log.stat().st_mtime,
+                              "metrics": record, "recovered": True})
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         for trial in trials:  # trials the searcher created but Ray has not started yet

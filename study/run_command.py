@@ -31,9 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrent", type=int, default=None, help="trials at a time (0 = as resources allow)")
     parser.add_argument("--cpus-per-trial", type=float, default=1.0)
     parser.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU, e.g. 0.5")
-    parser.add_argument("--storage", default="",
-                        help="Ray experiment storage: s3://bucket/prefix, gs://..., or a shared path "
-                             "(default: STUDY_DIR/ray; required for multi-node clusters)")
+    parser.add_argument("--storage", default=os.environ.get("GAN_STUDY_STORAGE", ""),
+                        help="Ray experiment storage: s3://bucket/prefix, gs://..., or a shared path; needed on "
+                             "multi-node clusters (default: $GAN_STUDY_STORAGE, else STUDY_DIR/ray)")
     parser.add_argument("--metric", default=None, help="metric to optimise (default: the space's, usually fid)")
     parser.add_argument("--mode", choices=("min", "max"), default=None)
     parser.add_argument("--max-failures", type=int, default=1,

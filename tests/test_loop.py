@@ -124,7 +124,7 @@ def test_short_run_on_real_pneumoniamnist_learns(tmp_path, pneumoniamnist_npz):
 
 
 def test_short_run_on_real_kaggle_tree(tmp_path, chest_xray_dir):
-    cfg = tiny(data=str(chest_xray_dir), iterations=20, report_every=10, data_limit=512)
+    cfg = tiny(data=str(chest_xray_dir), iterations=60, report_every=30, data_limit=512, batch_size=32)
     summary = train(cfg, tmp_path)
     assert summary[K.STATUS] == K.STATUS_FINISHED
     assert np.isfinite(iterations_table(tmp_path)[[K.LOSS_D, K.LOSS_G]].to_numpy()).all()

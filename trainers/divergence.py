@@ -85,7 +85,8 @@ class DivergenceDetector:
         return ""
 
     def state_dict(self) -> dict:
-        return {"d_hist": list(self.d_hist), "g_hist": list(self.g_hist), "iterations_seen": self.iterations_seen,
+        return {"d_hist": [float(v) for v in self.d_hist], "g_hist": [float(v) for v in self.g_hist],
+                "iterations_seen": self.iterations_seen,
                 "collapsed_reports": self.collapsed_reports}
 
     def load_state_dict(self, state: dict) -> None:

@@ -1,0 +1,170 @@
+"""Studies through Ray Tune with the real training loop on tiny configs (2 CPU cores):
+a smoke study runs end to end into the results schema; a study whose driver is killed with -9 and then
+resumed ends with the same results as the uninterrupted one; errored and diverged trials are recorded
+and the study goes on."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from study.runner import run_study
+from study.spec import new_spec
+from study.tables import HISTORY_FILE, JOURNAL_FILE, TRIALS_FILE, read_journal
+from trainers import metric_keys as K
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+# The smoke space, shortened: 4 trials x 60 iterations, no FID (the loop's evaluation has its own tests).
+SMOKE_SET = {"eval_at_end": False, "iterations": 60}
+SAME_PER_SEED = [K.D_LOSS_MEAN, K.D_LOSS_VAR, K.D_LOSS_STD, K.G_LOSS_MEAN, K.LOSS_D, K.LOSS_G, K.T0,
+                 "iterations_done", "reports", "status"]
+CONFIG_KEYS = ["config/optimizer", "config/lr_g", "config/lr_d", "config/seed"]
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    repo = str(REPO)
+
+    def inject_failure() -> None:
+        # Fault injection for the errored-trial test: a trial named "fail-me" raises inside the worker.
+        # (The hook runs before Ray puts the driver's sys.path in place, hence the explicit path.)
+        if repo not in sys.path:
+            sys.path.insert(0, repo)
+        import trainers.loop as loop
+
+        real_train = loop.train
+
+        def train(cfg, out_dir, **kwargs):
+            if cfg.name == "fail-me":
+                raise RuntimeError("injected failure for the test")
+            return real_train(cfg, out_dir, **kwargs)
+
+        loop.train = train
+
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"worker_process_setup_hook": inject_failure})
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def smoke_study(ray_session, tmp_path_factory):
+    out = tmp_path_factory.mktemp("studies") / "smoke"
+    spec = new_spec(out=str(out), space="smoke", overrides=SMOKE_SET, max_concurrent=2)
+    t0 = time.monotonic()
+    outcome = run_study(spec, progress=False)
+    return out, outcome, time.monotonic() - t0
+
+
+def test_smoke_study_fills_the_results_schema(smoke_study):
+    out, outcome, seconds = smoke_study
+    assert outcome.counts == {"finished": 4} and not outcome.interrupted
+    assert seconds < 240
+    trials = pd.read_parquet(out / TRIALS_FILE)
+    history = pd.read_parquet(out / HISTORY_FILE)
+    assert len(trials) == 4 and len(history) == 4 * 6  # every report, not only the last
+    assert set(trials["status"]) == {"finished"} and set(trials["iterations_done"]) == {60}
+    assert set(trials["config/optimizer"]) == {"adam", "adas"}
+    assert sorted(trials["config/ttur"]) == [False, False, True, True]
+    for col in ("study", "trial_id", "reason", "reports", "wall_s", "peak_memory_mb", "best_fid", "trial_dir",
+                K.D_LOSS_MEAN, K.D_LOSS_VAR, K.T0, K.FID):
+        assert col in trials, col
+    for col in ("timestamp", K.ITERATION, K.LOSS_D, K.D_X, K.D_G_Z, K.STATUS, K.SAMPLE_PATH):
+        assert col in history, col
+    for rel in history[K.SAMPLE_PATH]:
+        assert not os.path.isabs(rel) and (out / rel).is_file()
+    for rel in trials["trial_dir"]:
+        assert (out / rel / "checkpoint" / "checkpoint.pt").is_file()
+    assert json.loads((out / "study.json").read_text())["space"] == "smoke"
+
+
+def run_cli(*args: str, **kwargs) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"
+    return subprocess.Popen([sys.executable, "-m", "study.cli", *args], cwd=REPO, env=env,
+                            start_new_session=True, **kwargs)
+
+
+def finished_trials(study: Path) -> set[str]:
+    return {r["trial_id"] for r in read_journal(study / JOURNAL_FILE)
+            if r["event"] == "report" and r["metrics"].get(K.STATUS) == K.STATUS_FINISHED}
+
+
+def test_resume_after_kill_9_ends_like_an_uninterrupted_run(smoke_study, tmp_path):
+    reference, _, _ = smoke_study
+    study = tmp_path / "killed"
+    sets = [a for k, v in SMOKE_SET.items() for a in ("--set", f"{k}={v}")]
+    log = open(tmp_path / "run.log", "w")
+    proc = run_cli("run", "--space", "smoke", "--out", str(study), "--max-concurrent", "2", "--quiet", *sets,
+                   stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    while not finished_trials(study) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    done_before = finished_trials(study)
+    assert done_before and proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+    mtimes = {t: (study / "trials" / t / "checkpoint" / "checkpoint.pt").stat().st_mtime_ns for t in done_before}
+    os.kill(proc.pid, signal.SIGKILL)  # the driver only; Ray's processes die with it (fate sharing)
+    proc.wait()
+    time.sleep(2)
+    try:  # anything of that run still alive (Ray's agents linger a while): end it, it was ours
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    assert len(done_before) < 4
+
+    resume = run_cli("resume", str(study), "--quiet", stdout=log, stderr=subprocess.STDOUT)
+    assert resume.wait(timeout=300) == 0, (tmp_path / "run.log").read_text()[-3000:]
+
+    ours = pd.read_parquet(study / TRIALS_FILE).sort_values(CONFIG_KEYS).reset_index(drop=True)
+    ref = pd.read_parquet(reference / TRIALS_FILE).sort_values(CONFIG_KEYS).reset_index(drop=True)
+    assert list(ours["status"]) == ["finished"] * 4
+    pd.testing.assert_frame_equal(ours[CONFIG_KEYS + SAME_PER_SEED], ref[CONFIG_KEYS + SAME_PER_SEED])
+    hist = pd.read_parquet(study / HISTORY_FILE)
+    ref_hist = pd.read_parquet(reference / HISTORY_FILE)
+    assert len(hist) == len(ref_hist)  # each report once, even the ones repeated after the kill
+    assert np.allclose(np.sort(hist[K.LOSS_D].to_numpy()), np.sort(ref_hist[K.LOSS_D].to_numpy()), rtol=0, atol=0)
+    for trial, mtime in mtimes.items():  # trials finished before the kill were not trained again
+        assert (study / "trials" / trial / "checkpoint" / "checkpoint.pt").stat().st_mtime_ns == mtime
+
+
+def test_errored_and_diverged_trials_are_recorded_and_the_study_goes_on(ray_session, tmp_path):
+    space = tmp_path / "outcomes.yaml"
+    space.write_text(textwrap.dedent("""
+        description: one trial of each outcome
+        fixed: {data: phantom, data_limit: 128, resolution: 32, g_features: 16, d_features: 16, latent_dim: 16,
+                batch_size: 16, iterations: 40, report_every: 10, eval_at_end: false, num_threads: 1}
+        scientific:
+          outcome: {grid: [ok, fail, diverge]}
+        factors:
+          outcome:
+            ok: {name: ok}
+            fail: {name: fail-me}
+            diverge: {name: diverge, lr_g: 5.0, lr_d: 5.0, divergence_window: 10}
+    """))
+    spec = new_spec(out=str(tmp_path / "study"), space=str(space), max_failures=0, max_concurrent=2,
+                    metric=K.D_LOSS_MEAN, mode="max")
+    outcome = run_study(spec, progress=False)
+    assert outcome.counts == {"diverged": 1, "errored": 1, "finished": 1}
+    trials = pd.read_parquet(tmp_path / "study" / TRIALS_FILE).set_index("config/name")
+    assert trials.loc["fail-me", "status"] == "errored"
+    assert trials.loc["fail-me", "reason"] == "RuntimeError: injected failure for the test"
+    assert trials.loc["diverge", "status"] == "diverged" and trials.loc["diverge", "reason"]
+    assert trials.loc["diverge", "iterations_done"] < 40
+    assert trials.loc["ok", "status"] == "finished" and trials.loc["ok", "reason"] == ""
+    assert not math.isnan(trials.loc["ok", K.D_LOSS_MEAN])

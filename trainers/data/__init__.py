@@ -1,0 +1,125 @@
+"""Chest X-ray data: one call, `load_split`, for every source, decoded once and cached on disk.
+
+Example:
+    >>> ds = load_split("phantom", "train", 32)
+    >>> ds.images.shape, ds.class_names
+    ((2000, 32, 32), ('NORMAL', 'PNEUMONIA'))
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from trainers.data import folder, npz, phantom
+from trainers.data.cache import cached_arrays, default_cache_dir
+from trainers.data.decode import preprocess
+from trainers.data.image_set import ImageSet, _hash
+from trainers.errors import DataError
+
+__all__ = ["ImageSet", "load_split", "default_cache_dir", "SPLITS"]
+SPLITS = ("train", "val", "test")
+CACHE_VERSION = 1  # bump when preprocessing changes
+
+
+def load_split(
+    source: str,
+    split: str,
+    resolution: int,
+    *,
+    hist_eq: bool = False,
+    class_subset: str = "",
+    limit: int = 0,
+    cache_dir: str | Path | None = None,
+    skip_unreadable: bool = False,
+    seed: int = 0,
+) -> ImageSet:
+    """Load one preprocessed split.
+
+    Args:
+        source: "phantom", "pneumoniamnist", a Kaggle-layout folder, or a MedMNIST-style .npz path.
+        split: "train", "val" or "test".
+        resolution: output side in pixels (antialiased bicubic resize).
+        hist_eq: histogram-equalise after resizing (seed 001).
+        class_subset: keep one class by name ("" = all).
+        limit: keep N images chosen by a seeded permutation (0 = all), in file order.
+        cache_dir: where decoded splits are cached (default $GAN_STUDY_CACHE or ~/.cache/gan-study).
+        skip_unreadable: skip files that cannot be decoded (counted in `ImageSet.skipped`) instead of failing.
+        seed: seeds the patient-grouped validation carve and `limit`.
+    """
+    if split not in SPLITS:
+        raise DataError(f"split={split!r} is not allowed; allowed values: {', '.join(SPLITS)}")
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    if source == "phantom":
+        source_fp = f"phantom-v{phantom.VERSION}-seed{seed}"
+        build = lambda: _phantom_arrays(split, resolution, hist_eq, seed)  # noqa: E731
+    elif source == "pneumoniamnist" or source.endswith(".npz"):
+        path = npz.find_pneumoniamnist(resolution, cache) if source == "pneumoniamnist" else Path(source)
+        if not path.is_file():
+            raise DataError(f"data file {path} does not exist")
+        source_fp = f"npz-{npz.file_fingerprint(path)}"
+        build = lambda: _npz_arrays(path, split, resolution, hist_eq)  # noqa: E731
+    else:
+        root = Path(source)
+        if not root.exists():
+            raise DataError(
+                f"data source {source!r} does not exist; use 'phantom', 'pneumoniamnist', an .npz file "
+                "or a folder <root>/{train,val,test}/<CLASS>/<images>"
+            )
+        layout = folder.scan(root)
+        source_fp = f"folder-{folder.fingerprint(root, layout)}-seed{seed}"
+        build = lambda: _folder_arrays(layout, split, resolution, hist_eq, skip_unreadable, seed)  # noqa: E731
+    key = _hash(CACHE_VERSION, source_fp, split, resolution, hist_eq, skip_unreadable)
+    arrays = cached_arrays(cache / "data" / f"{key}.npz", build)
+    skipped = int(arrays["skipped"])
+    if skipped:
+        warnings.warn(f"{source}: skipped {skipped} unreadable image(s) in {split}", stacklevel=2)
+    ds = ImageSet(
+        images=arrays["images"],
+        labels=arrays["labels"].astype(np.int64),
+        class_names=tuple(str(c) for c in arrays["class_names"]),
+        fingerprint=key,
+        patient_ids=arrays["patient_ids"] if arrays["patient_ids"].size else None,
+        skipped=skipped,
+        source=str(source),
+    )
+    if class_subset:
+        ds = ds.subset_class(class_subset)
+    if limit and limit < len(ds):
+        keep = np.sort(np.random.default_rng(seed).permutation(len(ds))[:limit])
+        ds = ds.select(keep, f"limit={limit},seed={seed}")
+    if len(ds) == 0:
+        raise DataError(f"{source} {split} split is empty")
+    return ds
+
+
+def _phantom_arrays(split: str, resolution: int, hist_eq: bool, seed: int) -> dict[str, np.ndarray]:
+    images, labels = phantom.phantom_split(split, resolution, seed)
+    if hist_eq:
+        images = np.stack([preprocess(im, resolution, hist_eq) for im in images])
+    return _pack(images, labels, phantom.CLASS_NAMES, None, 0)
+
+
+def _npz_arrays(path: Path, split: str, resolution: int, hist_eq: bool) -> dict[str, np.ndarray]:
+    images, labels, names = npz.read_npz_split(path, split)
+    if images.shape[1] != resolution or hist_eq:
+        images = np.stack([preprocess(im, resolution, hist_eq) for im in images])
+    return _pack(images, labels, names, None, 0)
+
+
+def _folder_arrays(layout: dict, split: str, resolution: int, hist_eq: bool, skip: bool, seed: int) -> dict:
+    paths, labels, names = folder.split_files(layout, split, seed)
+    images, keep = folder.decode_files(paths, resolution, hist_eq, skip)
+    patients = np.array([folder.patient_id(p) for p, k in zip(paths, keep) if k], dtype=str)
+    return _pack(images, labels[keep], names, patients, int((~keep).sum()))
+
+
+def _pack(images, labels, names, patients, skipped) -> dict[str, np.ndarray]:
+    return {
+        "images": np.ascontiguousarray(images, dtype=np.uint8),
+        "labels": np.asarray(labels, dtype=np.int64),
+        "class_names": np.array(names, dtype=str),
+        "patient_ids": np.array([], dtype=str) if patients is None else patients,
+        "skipped": np.array(skipped),
+    }
