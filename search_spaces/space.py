@@ -31,9 +31,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import yaml
 
@@ -118,7 +119,7 @@ class SearchSpace:
         searched = set(out["scientific"]) | set(out["nuisance"])
         out["fixed"] = sorted(set(out["fixed"]) - searched)
         for target, source in self.ties.items():
-            for role, keys in out.items():
+            for keys in out.values():
                 if source in keys and target not in keys:
                     keys.append(target)
         return {role: sorted(set(keys)) for role, keys in out.items()}
@@ -138,7 +139,7 @@ class SearchSpace:
         for combo in itertools.product(*(d.candidates() for d in dims)):
             yield dict(zip((d.key for d in dims), combo))
 
-    def with_overrides(self, overrides: Mapping[str, Any]) -> "SearchSpace":
+    def with_overrides(self, overrides: Mapping[str, Any]) -> SearchSpace:
         """A copy where each overridden key is fixed in every trial: a searched key stops being searched,
         and a config key wins over what a factor level would set (`--set lr_g=1e-3` means lr_g=1e-3)."""
         for key in overrides:
@@ -341,7 +342,7 @@ def _check_dimension(space: str, d: Dimension) -> None:
 
 
 def _check_defaults(space: str, defaults: dict) -> None:
-    for key, value in defaults.items():
+    for key in defaults:
         if key not in DEFAULT_KEYS:
             raise ConfigError(f"space {space}: unknown default {key!r}; allowed: {', '.join(DEFAULT_KEYS)}")
     if defaults.get("search", "grid") not in SEARCHES:

@@ -36,9 +36,6 @@ class ProgressPrinter(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.show(trials)
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.show(trials)
-
     def show(self, trials: list) -> None:
         self._last = time.monotonic()
         print(self.line(trials), flush=True)
@@ -51,9 +48,9 @@ class ProgressPrinter(tune.Callback):
             status = _status(trial)
             counts[status] = counts.get(status, 0) + 1
             value = (trial.last_result or {}).get(self.metric)
-            if isinstance(value, (int, float)) and not math.isnan(value):
-                if best is None or sign * value < sign * best[0]:
-                    best = (float(value), trial.trial_id)
+            if isinstance(value, (int, float)) and not math.isnan(value) and (
+                    best is None or sign * value < sign * best[0]):
+                best = (float(value), trial.trial_id)
         elapsed = int(time.monotonic() - self._start)
         order = ("finished", "diverged", "stopped", "errored", "running", "pending")
         parts = ", ".join(f"{counts[s]} {s}" for s in order if counts.get(s))

@@ -20,7 +20,8 @@ from ray import tune
 from ray.tune import result as ray_result
 
 from search_spaces.space import SearchSpace
-from study.tables import JOURNAL_FILE, TERMINAL, StudyTables, read_journal, write_tables
+from study.layout import JOURNAL_FILE, TRIALS_DIRNAME
+from study.tables import TERMINAL, StudyTables, read_journal, write_tables
 from trainers import metric_keys as K
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ class ResultsStore(tune.Callback):
     # ------------------------------------------------------------------ Tune hooks
     def setup(self, **info: Any) -> None:
         self.load()
+        total = info.get("total_num_samples")
+        if isinstance(total, int) and total > 0 and total != self.tables.total_trials:
+            self._append({"event": "study", "timestamp": time.time(), "total_trials": total})
 
     def load(self) -> None:
         """Replay the journal (a resumed study continues its tables)."""
@@ -87,8 +91,6 @@ class ResultsStore(tune.Callback):
         trial continues from its newest checkpoint, so reports made after Ray's last snapshot would
         otherwise be missing; they are read back here, before any trial restarts (and truncates its log).
         """
-        from study.tables import TRIALS_DIRNAME
-
         for tid, known in list(self.tables.reports.items()) + [
                 (t, {}) for t in self.tables.trials if t not in self.tables.reports]:
             log = Path(self.study_dir) / TRIALS_DIRNAME / tid / "metrics.jsonl"
@@ -172,7 +174,7 @@ class ResultsStore(tune.Callback):
             return
         try:
             write_tables(self.tables, self.study_dir)
-        except Exception:  # noqa: BLE001 - the journal still has everything; say so and go on
+        except Exception:
             logger.exception("could not rewrite the Parquet tables; %s is intact", self.journal_path)
         self._last_write = time.monotonic()
         self._mirror(force=False)

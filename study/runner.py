@@ -91,7 +91,7 @@ def build_tuner(spec: StudySpec, *, progress: bool = True) -> Any:
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=spec.mode, search_alg=search_alg,
             scheduler=build_scheduler(space, spec.scheduler), num_samples=spec.num_samples,
-            trial_dirname_creator=trial_dirname,
+            trial_dirname_creator=trial_dirname, reuse_actors=spec.reuse_workers,
         ),
         run_config=tune.RunConfig(
             name=spec.name, storage_path=spec.storage_path,
@@ -169,7 +169,8 @@ def outcome(spec: StudySpec) -> StudyOutcome:
     counts: dict[str, int] = {}
     for state in tables.trials.values():
         counts[state["status"]] = counts.get(state["status"], 0) + 1
-    interrupted = any(s not in TERMINAL for s in counts)
+    ended = sum(n for s, n in counts.items() if s in TERMINAL)
+    interrupted = ended < max(len(tables.trials), tables.total_trials)  # open trials, or ones never created
     return StudyOutcome(spec.study_dir, dict(sorted(counts.items())), interrupted)
 
 

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces.space import SCHEDULERS, SEARCHES, SearchSpace, check_metric, load_space, parse_space
+from study.layout import RAY_DIRNAME, STUDY_FILE
 from trainers import metric_keys as K
 from trainers.errors import UserError
 
-STUDY_FILE = "study.json"
-RAY_DIRNAME = "ray"  # local Ray Tune storage inside STUDY_DIR (experiment state, Ray's copies of checkpoints)
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "hdfs://")
 
 
@@ -39,6 +38,9 @@ class StudySpec:
     mode: str = K.DEFAULT_MODE
     max_failures: int = 1
     search_seed: int = 0  # seeds the random/Optuna sampler (grid needs none)
+    # Run later trials in the worker processes of finished ones (saves process start + torch import per
+    # trial). Off by default: on CPU, peak_memory_mb is the process's peak RSS and would carry over.
+    reuse_workers: bool = False
     created: str = ""
 
     @property
@@ -83,7 +85,7 @@ def new_spec(*, out: str, space: str, data: str | None = None, overrides: dict |
              search: str | None = None, scheduler: str | None = None, num_samples: int | None = None,
              max_concurrent: int | None = None, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
              storage: str = "", metric: str | None = None, mode: str | None = None, max_failures: int = 1,
-             search_seed: int = 0) -> StudySpec:
+             search_seed: int = 0, reuse_workers: bool = False) -> StudySpec:
     """Build and check a spec from CLI-style arguments; the space's `defaults:` fill what is not given."""
     loaded = load_space(space)
     import yaml
@@ -101,7 +103,7 @@ def new_spec(*, out: str, space: str, data: str | None = None, overrides: dict |
         cpus_per_trial=float(cpus_per_trial), gpus_per_trial=float(gpus_per_trial),
         storage=storage if not storage or is_remote(storage) else str(Path(storage).expanduser().resolve()),
         metric=metric or d.get("metric", K.DEFAULT_METRIC), mode=mode or d.get("mode", K.DEFAULT_MODE),
-        max_failures=int(max_failures), search_seed=int(search_seed),
+        max_failures=int(max_failures), search_seed=int(search_seed), reuse_workers=bool(reuse_workers),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     check_spec(spec)

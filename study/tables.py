@@ -6,6 +6,7 @@ and replaced atomically. Two kinds of journal line:
     {"event": "trial",  "trial_id": ..., "timestamp": ..., "status": ..., "reason": ..., "config": {...}}
     {"event": "report", "trial_id": ..., "timestamp": ..., "metrics": {...}}
 
+A `{"event": "study", "total_trials": N}` line records how many trials the search will create.
 A report repeated for the same (trial_id, iteration) — a trial re-run from an older checkpoint after
 a driver crash — replaces the earlier one: the loop is deterministic, so both carry the same values.
 
@@ -21,17 +22,15 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
+from study.layout import HISTORY_FILE, JOURNAL_FILE, TRIALS_DIRNAME, TRIALS_FILE
 from trainers import metric_keys as K
 
-JOURNAL_FILE = "history.jsonl"
-HISTORY_FILE = "history.parquet"
-TRIALS_FILE = "trials.parquet"
-TRIALS_DIRNAME = "trials"
 STATUSES = ("pending", "running", "finished", "diverged", "stopped", "errored")
 TERMINAL = ("finished", "diverged", "stopped", "errored")
 # Always present in trials.parquet, as floats, so analysis never meets a missing column.
@@ -51,8 +50,12 @@ class StudyTables:
         self.study_dir = str(study_dir)
         self.trials: dict[str, dict[str, Any]] = {}  # trial_id -> {"status", "reason", "config"}
         self.reports: dict[str, dict[int, dict[str, Any]]] = {}  # trial_id -> iteration -> row
+        self.total_trials = 0  # trials the search will create (0 = unknown)
 
     def apply(self, record: dict[str, Any]) -> None:
+        if record.get("event") == "study":
+            self.total_trials = int(record.get("total_trials") or 0)
+            return
         tid = record["trial_id"]
         trial = self.trials.setdefault(tid, {"status": "pending", "reason": "", "config": {}})
         if record.get("event") == "trial":

@@ -19,11 +19,12 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from search_spaces.space import SearchSpace
-from study.tables import TRIALS_DIRNAME
+from study.layout import TRIALS_DIRNAME
 from trainers import metric_keys as K
 from trainers.config import TrialConfig
 
@@ -50,6 +51,7 @@ def run_trial(config: dict, *, space: SearchSpace, study_dir: str, metric: str, 
 
     from trainers.loop import train
 
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # one line per checkpoint
     if cache_dir:  # the driver's cache setting wins over whatever environment the worker started with
         os.environ["GAN_STUDY_CACHE"] = cache_dir
     trial_id = tune.get_context().get_trial_id()
@@ -163,8 +165,8 @@ def default_cache_dir() -> Path:
 
 def data_args(cfg: TrialConfig) -> dict[str, Any]:
     """The load_split arguments of a config's training split (the same call the loop makes)."""
-    return dict(source=cfg.data, split="train", resolution=cfg.resolution, hist_eq=cfg.hist_eq,
-                class_subset=cfg.class_subset, limit=cfg.data_limit, seed=cfg.seed)
+    return {"source": cfg.data, "split": "train", "resolution": cfg.resolution, "hist_eq": cfg.hist_eq,
+            "class_subset": cfg.class_subset, "limit": cfg.data_limit, "seed": cfg.seed}
 
 
 def load_train_set(cfg: TrialConfig, cache_dir: str = "") -> Any:

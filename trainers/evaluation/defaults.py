@@ -1,0 +1,14 @@
+"""Every evaluation default in one place (torch-fidelity habit)."""
+
+LATENT_SEED = 1234  # fixed latent seed for evaluation samples: trials are compared on the same z
+REAL_SUBSET_SEED = 0  # which N real training images form the reference set
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000  # capped at N
+KID_DEGREE, KID_COEF0 = 3, 1.0  # polynomial kernel (x.y / d + 1)^3, Binkowski et al. 2018
+PRC_K = 3  # k-NN radius for precision/recall manifolds (Kynkaanniemi et al. 2019)
+DIVERSITY_PAIRS = 200  # random sample pairs for the SSIM/MS-SSIM diversity score
+DOMAIN_EPOCHS = 4  # training epochs of the chest-X-ray domain extractor
+DOMAIN_FEATURES = 128  # penultimate width of the domain extractor = its feature dimension
+DOMAIN_BATCH = 128
+SAMPLE_BATCH = 256
+RANGE_TOLERANCE = 1e-3  # generator outputs must lie in [-1, 1] within this

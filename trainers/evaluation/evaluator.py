@@ -1,0 +1,172 @@
+"""The trial's evaluation entry point: how good (FID, KID, precision/recall, diversity, memorisation)
+and how useful (downstream classifiers) are a generator's synthetic X-rays.
+
+Real-data features are computed once per (dataset fingerprint, split, resolution, extractor, N) and
+cached on disk; each evaluation then costs only the N generated samples' features.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from trainers import metric_keys as K
+from trainers.config import TrialConfig
+from trainers.errors import ConfigError, UserError
+from trainers.evaluation import defaults as D
+from trainers.evaluation.diversity import diversity
+from trainers.evaluation.fid import fid_from_features
+from trainers.evaluation.kid import kid
+from trainers.evaluation.memorisation import memorisation_audit
+from trainers.evaluation.prc import precision_recall
+
+EVAL_ERROR = "eval_error"
+DIVERSITY_KIND = "diversity_kind"
+
+
+@torch.no_grad()
+def sample_images(G: nn.Module, n: int, cfg: TrialConfig, device: torch.device | str, *,
+                  labels: torch.Tensor | None = None, seed: int = D.LATENT_SEED,
+                  batch_size: int = D.SAMPLE_BATCH) -> torch.Tensor:
+    """n images (n, 1, R, R) in [-1, 1] on the CPU from a fixed latent seed, G in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, cfg.latent_dim, generator=g)
+    if cfg.conditioning != "none" and labels is None:
+        labels = torch.arange(n) % cfg.num_classes
+    was_training = G.training
+    G.eval()
+    out = []
+    for i in range(0, n, batch_size):
+        y = None if labels is None else labels[i:i + batch_size].to(device)
+        out.append(G(z[i:i + batch_size].to(device), y).float().cpu())
+    G.train(was_training)
+    return torch.cat(out)
+
+
+def check_images(images: torch.Tensor, resolution: int) -> None:
+    """Wrong shape or range is a usage error, reported in one line."""
+    if images.ndim != 4 or images.shape[1] != 1 or images.shape[2:] != (resolution, resolution):
+        raise UserError(f"generated images have shape {tuple(images.shape)}; expected (N, 1, {resolution}, {resolution})")
+    finite = images[torch.isfinite(images)]
+    if finite.numel() and (finite.min() < -1 - D.RANGE_TOLERANCE or finite.max() > 1 + D.RANGE_TOLERANCE):
+        raise UserError(f"generated images span [{finite.min():.3f}, {finite.max():.3f}]; expected values in [-1, 1]")
+
+
+def build_extractor(cfg: TrialConfig, train_set: Any, device: torch.device | str, cache_dir: Path) -> Any:
+    if cfg.extractor == "inception":
+        from trainers.evaluation.feature_inception import InceptionExtractor
+
+        return InceptionExtractor(cfg.inception_dims, device)
+    from trainers.evaluation.feature_domain import DomainExtractor
+
+    return DomainExtractor(train_set, cache_dir, device, seed=0)
+
+
+class Evaluator:
+    """Evaluate a trial's generator against the real training split.
+
+    Example:
+        >>> ev = Evaluator(cfg, load_split(cfg.data, "train", cfg.resolution))  # doctest: +SKIP
+        >>> ev.evaluate(G)["fid"]  # doctest: +SKIP
+    """
+
+    def __init__(self, cfg: TrialConfig, train_set: Any, *, device: torch.device | str = "cpu",
+                 cache_dir: str | Path | None = None):
+        from trainers.data import default_cache_dir
+
+        self.cfg, self.train_set, self.device = cfg, train_set, torch.device(device)
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.n = min(cfg.eval_samples, len(train_set))
+        self._extractor = None
+        self._real: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def extractor(self) -> Any:
+        if self._extractor is None:
+            self._extractor = build_extractor(self.cfg, self.train_set, self.device, self.cache_dir)
+            if self.n < self._extractor.dim and not self.cfg.allow_low_n:
+                raise ConfigError(
+                    f"eval_samples={self.n} is below the feature dimension {self._extractor.dim} of "
+                    f"{self._extractor.name}: the covariance is rank-deficient; raise eval_samples or set allow_low_n=true"
+                )
+        return self._extractor
+
+    def real_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """(features, labels) of N real training images, cached on disk by a descriptive key."""
+        if self._real is None:
+            ex = self.extractor
+            key = hashlib.sha1(f"{self.train_set.fingerprint}|train|{self.cfg.resolution}|{ex.name}|{self.n}|"
+                               f"{D.REAL_SUBSET_SEED}".encode()).hexdigest()[:16]
+            path = self.cache_dir / "stats" / f"real-{ex.name}-n{self.n}-{key}.npz"
+            if path.is_file():
+                with np.load(path) as f:
+                    self._real = (f["features"], f["labels"])
+            else:
+                idx = np.sort(np.random.default_rng(D.REAL_SUBSET_SEED).permutation(len(self.train_set))[:self.n])
+                sub = self.train_set.select(idx, f"eval-real-{self.n}")
+                self._real = (ex(sub.to_tensor()), sub.labels)
+                _atomic_savez(path, features=self._real[0], labels=self._real[1])
+        return self._real
+
+    def evaluate(self, G: nn.Module) -> dict[str, Any]:
+        """FID, KID, precision/recall, diversity, per-class FID (conditional), memorisation; NaN for NaN images."""
+        cfg = self.cfg
+        real, real_labels = self.real_features()
+        fake_labels = _labels_like(real_labels, cfg) if cfg.conditioning != "none" else None
+        images = sample_images(G, self.n, cfg, self.device, labels=fake_labels)
+        check_images(images, cfg.resolution)
+        out: dict[str, Any] = {K.EVAL_EXTRACTOR: self.extractor.name, K.EVAL_N: self.n}
+        if not torch.isfinite(images).all():
+            out.update({k: math.nan for k in (K.FID, K.KID_MEAN, K.KID_STD, K.PRECISION, K.RECALL,
+                                              K.MS_SSIM_DIVERSITY, K.MEMORISATION_RATIO, K.MEMORISATION_MIN_DIST)})
+            out[EVAL_ERROR] = "generator produced non-finite images"
+            return out
+        fake = self.extractor(images)
+        out[K.FID] = fid_from_features(real, fake)
+        out[K.KID_MEAN], out[K.KID_STD] = kid(real, fake)
+        out[K.PRECISION], out[K.RECALL] = precision_recall(real, fake)
+        out[K.MS_SSIM_DIVERSITY], out[DIVERSITY_KIND] = diversity(images)
+        out[K.MEMORISATION_RATIO], out[K.MEMORISATION_MIN_DIST] = memorisation_audit(real, fake)
+        if fake_labels is not None:
+            for c, name in enumerate(self.train_set.class_names):
+                r, f = real[real_labels == c], fake[fake_labels.numpy() == c]
+                enough = min(len(r), len(f)) > (2 if cfg.allow_low_n else self.extractor.dim)
+                out[f"{K.FID_PER_CLASS_PREFIX}{name}"] = fid_from_features(r, f) if enough else math.nan
+        return out
+
+    def downstream(self, G: nn.Module) -> dict[str, Any]:
+        """TSTR / augmentation / TRTR baseline as configured by cfg.downstream ({} when none)."""
+        if not self.cfg.downstream_protocols:
+            return {}
+        from trainers.evaluation.downstream import run_downstream
+
+        return run_downstream(self.cfg, G, self.train_set, device=self.device, cache_dir=self.cache_dir)
+
+
+def calculate_metrics(real_images: torch.Tensor, fake_images: torch.Tensor, *, extractor: Any) -> dict[str, float]:
+    """Functional API for notebooks: metrics between two image sets (N, 1, R, R) in [-1, 1]."""
+    real, fake = extractor(real_images), extractor(fake_images)
+    out = {K.FID: fid_from_features(real, fake), K.EVAL_EXTRACTOR: extractor.name, K.EVAL_N: min(len(real), len(fake))}
+    out[K.KID_MEAN], out[K.KID_STD] = kid(real, fake)
+    out[K.PRECISION], out[K.RECALL] = precision_recall(real, fake)
+    return out
+
+
+def _labels_like(real_labels: np.ndarray, cfg: TrialConfig) -> torch.Tensor:
+    """Class labels for conditional samples in the real class ratio, so FID compares like with like."""
+    return torch.as_tensor(np.asarray(real_labels), dtype=torch.long)
+
+
+def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)

@@ -1,0 +1,102 @@
+"""Chest-X-ray domain feature extractor: a small CNN trained by the project on the real training split.
+
+ImageNet features may not suit radiographs, so the default extractor is trained on the task itself
+(NORMAL vs PNEUMONIA) at the trial resolution, once per (dataset fingerprint, resolution), and cached
+with that fingerprint. Features are its penultimate layer (DOMAIN_FEATURES wide, after ReLU).
+It works offline. Values computed with it are named "domain-<fingerprint>-<dim>d" and are only
+comparable with values from the same extractor.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from trainers.evaluation import defaults as D
+
+VERSION = 1
+
+
+class DomainCNN(nn.Module):
+    """Stem (stride 2 above 32 px, so cost stays flat with resolution), three conv blocks, GAP, 128-d."""
+
+    def __init__(self, num_classes: int = 2, features: int = D.DOMAIN_FEATURES, resolution: int = 64):
+        super().__init__()
+        stride = 2 if resolution > 32 else 1
+        layers: list[nn.Module] = [nn.Conv2d(1, 16, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(16),
+                                   nn.ReLU(inplace=True)]
+        cin = 16
+        for cout in (32, 64, 128):
+            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            cin = cout
+        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(cin, features), nn.ReLU(inplace=True))
+        self.head = nn.Linear(features, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class DomainExtractor:
+    """Callable: images (N, 1, R, R) in [-1, 1] -> features (N, DOMAIN_FEATURES) float32 numpy."""
+
+    def __init__(self, train_set, cache_dir: Path, device: torch.device | str = "cpu", seed: int = 0):
+        self.device = torch.device(device)
+        key = hashlib.sha1(f"{VERSION}|{train_set.fingerprint}|{train_set.images.shape}|{seed}".encode()).hexdigest()[:12]
+        self.name = f"domain-{key}-{D.DOMAIN_FEATURES}d"
+        self.dim = D.DOMAIN_FEATURES
+        path = Path(cache_dir) / "extractors" / f"{self.name}.pt"
+        self.model = DomainCNN(num_classes=len(train_set.class_names), resolution=train_set.images.shape[-1])
+        if path.is_file():
+            self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            self.trained_now = False
+        else:
+            _train(self.model, train_set, seed)
+            _atomic_save(self.model.state_dict(), path)
+            self.trained_now = True
+        self.model.to(self.device).eval()
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+        out = [self.model.features(images[i:i + batch_size].to(self.device).float()).cpu()
+               for i in range(0, images.shape[0], batch_size)]
+        return torch.cat(out).numpy().astype(np.float32)
+
+
+def _train(model: DomainCNN, train_set, seed: int) -> None:
+    """A few epochs of Adam on the real split; seeded so every node trains the same extractor."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    x = train_set.to_tensor()
+    y = torch.as_tensor(train_set.labels, dtype=torch.long)
+    # Class-balanced loss: the minority class (NORMAL) must shape the features too.
+    weights = torch.as_tensor(len(y) / (np.bincount(y.numpy(), minlength=model.head.out_features) + 1.0),
+                              dtype=torch.float32)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    loss_fn = nn.CrossEntropyLoss(weight=weights / weights.mean())
+    model.train()
+    for _ in range(D.DOMAIN_EPOCHS):
+        perm = torch.randperm(len(y), generator=g)
+        for i in range(0, len(y), D.DOMAIN_BATCH):
+            idx = perm[i:i + D.DOMAIN_BATCH]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x[idx]), y[idx]).backward()
+            opt.step()
+    model.eval()
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        torch.save(obj, f)
+    os.replace(tmp, path)
