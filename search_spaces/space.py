@@ -8,16 +8,16 @@ mention keep their `TrialConfig` defaults, i.e. they are fixed too. Format (see 
     defaults: {search: grid, scheduler: fifo, num_samples: 1, metric: fid, mode: min}
     fixed:      {iterations: 2000, resolution: 64}          # same value in every trial
     scientific: {optimizer: {grid: [adam, adas]}, ttur: {grid: ["off", "on"]}}
-    nuisance:   {lr_g: {loguniform: [1.0e-5, 1.0e-2]}}
+    nuisance:   {beta1: {uniform: [0.3, 0.7]}, g_activation: {choice: [relu, elu]}}
     seeds: [0, 1, 2]                                        # shorthand: nuisance `seed: {grid: [...]}`
     factors:    {ttur: {"off": {lr_g: 2.0e-4, lr_d: 2.0e-4}, "on": {lr_g: 1.0e-4, lr_d: 4.0e-4}}}
-    tie:        {lr_d: lr_g}                                # lr_d always equals lr_g
+    tie:        {d_activation: g_activation}                # D's activation moves with G's
 
 Dimensions are `{grid: [...]}`, `{choice: [...]}`, `{uniform: [lo, hi]}`, `{loguniform: [lo, hi]}` or
 `{randint: [lo, hi]}` (both ends inclusive). A factor is a named level -> several concrete keys
 (TTUR off/on -> lr_g/lr_d); a tie copies one key into another after everything else is set.
-Precedence when a trial config is built: TrialConfig defaults < fixed < factor levels < searched
-keys < ties.
+Precedence when a trial config is built: TrialConfig defaults < fixed < factor levels < `--set`
+overrides < searched keys < ties.
 
 Example:
     >>> space = load_space("belmekki2022")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from study.run_command import quiet_ray_logs, report_outcome
+from study.run_command import report_outcome
 from study.spec import read_spec
 
 
@@ -20,7 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     spec = read_spec(args.study_dir)
-    quiet_ray_logs()
     from study.runner import resume_study
 
     print(f"resuming study {spec.name} from {spec.experiment_path}", flush=True)

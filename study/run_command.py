@@ -62,19 +62,12 @@ def main(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial, storage=args.storage, metric=args.metric, mode=args.mode,
         max_failures=args.max_failures, search_seed=args.seed, reuse_workers=args.reuse_workers,
     )
-    quiet_ray_logs()
     from study.runner import run_study
 
     print(f"study {spec.name}: space {spec.space}, search {spec.search}, scheduler {spec.scheduler}, "
           f"metric {spec.metric} ({spec.mode}) -> {spec.study_dir}", flush=True)
     outcome = run_study(spec, progress=not args.quiet, address=args.address or None)
     return report_outcome(outcome)
-
-
-def quiet_ray_logs() -> None:
-    # Our progress line replaces Ray's tables; checkpoint snapshots every report are intended.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
 
 
 def report_outcome(outcome) -> int:

@@ -78,6 +78,9 @@ def build_tuner(spec: StudySpec, *, progress: bool = True) -> Any:
     """A fresh Tuner for the spec (nothing runs until `.fit()`)."""
     from ray import tune
 
+    # A snapshot of the experiment state per checkpoint is what we want (resume loses little): no warning.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
     space, extra = prepared_space(spec)
     search_alg, param_space = build_search(space, spec.search, max_concurrent=spec.max_concurrent,
                                            seed=spec.search_seed, metric=spec.metric, mode=spec.mode)
@@ -155,6 +158,7 @@ def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None 
     path = spec.experiment_path
     if not tune.Tuner.can_restore(path):
         raise_user(f"no Ray Tune experiment to resume at {path}; was the study started with gan-study run?")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     tuner = tune.Tuner.restore(path, trainable=build_trainable(spec, space), resume_unfinished=True,
                                resume_errored=False, restart_errored=False)
     # The restored run config carries the callbacks pickled at launch; point them at STUDY_DIR as it is now.

@@ -220,3 +220,72 @@ def test_generate_rejects_per_class_for_an_unconditional_trial(tmp_path, capsys)
     assert cli_main(["generate", "--trial", str(tmp_path / "c.pt"), "--n", "2", "--per-class",
                      "--out", str(tmp_path / "o")]) == 2
     assert "needs a conditional generator" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- algorithms and restores
+def test_schedulers_and_searchers_come_from_the_space():
+    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, PopulationBasedTraining
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    from study.algorithms import build_scheduler, build_search, explore_ttur_ratio, pbt_space
+
+    space = load_space("smoke").with_overrides({"fid_every": 1})
+    assert isinstance(build_scheduler(space, "fifo"), FIFOScheduler)
+    asha = build_scheduler(space, "asha")
+    assert isinstance(asha, AsyncHyperBandScheduler) and asha._time_attr == K.ITERATION  # fixed report cadence
+    with pytest.raises(UserError, match=r"searched factor 'ttur' sets them"):
+        pbt_space(space)
+    pbt_sp, initial = pbt_space(space.with_overrides({"ttur": "off"}))
+    assert initial == {"lr_g": 2e-4, "lr_d": 2e-4}
+    assert pbt_sp.resolve({"optimizer": "adam", "seed": 0, "lr_g": 1e-3, "lr_d": 3e-3}).lr_d == 3e-3  # mutated wins
+    pbt = build_scheduler(pbt_sp, "pbt")
+    assert isinstance(pbt, PopulationBasedTraining) and set(pbt._hyperparam_mutations) == {"lr_g", "lr_d"}
+    ratios = {explore_ttur_ratio({"lr_g": 1e-4, "lr_d": 1e-4})["lr_d"] / 1e-4 for _ in range(200)}
+    assert {round(r) for r in ratios} == {1, 2, 4}
+
+    grid, params = build_search(space, "grid", max_concurrent=2, seed=0, metric="fid", mode="min")
+    assert isinstance(grid, BasicVariantGenerator) and params["optimizer"] == {"grid_search": ["adam", "adas"]}
+    optuna, params = build_search(space, "optuna", max_concurrent=2, seed=0, metric="fid", mode="min")
+    assert isinstance(optuna, ConcurrencyLimiter) and "optimizer" not in params
+
+
+class _RayCheckpoint:
+    """Stands in for ray.tune.Checkpoint: a directory holding checkpoint.pt."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def as_directory(self):
+        import contextlib
+
+        return contextlib.nullcontext(str(self.path))
+
+
+def test_restores_prefer_the_newest_checkpoint_and_retarget_pbt_exploits(tmp_path):
+    import torch
+
+    from study.trainable import restore_checkpoint
+    from trainers.checkpoint import load_checkpoint
+    from trainers.loop import train
+
+    cfg = TrialConfig(data="phantom", data_limit=64, resolution=32, g_features=16, d_features=16, latent_dim=8,
+                      batch_size=8, iterations=20, report_every=10, eval_at_end=False, num_threads=1, device="cpu")
+    train(cfg.replace(iterations=10), tmp_path / "donor")
+    donor = _RayCheckpoint(tmp_path / "donor" / "checkpoint")
+
+    # PBT: another config's checkpoint -> its weights, with the mutated learning rates in the optimisers.
+    mutated = cfg.replace(lr_g=1e-3, lr_d=3e-3)
+    restore_checkpoint(donor, tmp_path / "exploit", mutated)
+    ck = load_checkpoint(tmp_path / "exploit" / "checkpoint" / "checkpoint.pt")
+    assert [g["lr"] for g in ck["opt_g"]["param_groups"]] == [1e-3]
+    assert [g["lr"] for g in ck["opt_d"]["param_groups"]] == [3e-3]
+    donor_ck = load_checkpoint(tmp_path / "donor" / "checkpoint" / "checkpoint.pt")
+    assert all(torch.equal(ck["generator"][k], v) for k, v in donor_ck["generator"].items())
+
+    # Own trial: a newer local checkpoint (driver killed after the trial wrote it) is kept.
+    train(cfg, tmp_path / "own")  # step 20
+    restore_checkpoint(donor, tmp_path / "own", cfg)  # Ray only knew step 10
+    assert load_checkpoint(tmp_path / "own" / "checkpoint" / "checkpoint.pt")["loop"]["step"] == 20
+    # No Ray checkpoint and a leftover of another config: start fresh.
+    restore_checkpoint(None, tmp_path / "own", cfg.replace(seed=1))
+    assert not (tmp_path / "own" / "checkpoint" / "checkpoint.pt").exists()

@@ -26,8 +26,9 @@ from trainers import metric_keys as K
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-# The smoke space, shortened: 4 trials x 60 iterations, no FID (the loop's evaluation has its own tests).
-SMOKE_SET = {"eval_at_end": False, "iterations": 60}
+# The smoke space as shipped (the README's first command): 4 trials x 40 iterations, FID at the end.
+SMOKE_SET: dict = {}
+ITERATIONS, REPORTS = 40, 4
 SAME_PER_SEED = [K.D_LOSS_MEAN, K.D_LOSS_VAR, K.D_LOSS_STD, K.G_LOSS_MEAN, K.LOSS_D, K.LOSS_G, K.T0,
                  "iterations_done", "reports", "status"]
 CONFIG_KEYS = ["config/optimizer", "config/lr_g", "config/lr_d", "config/seed"]
@@ -77,8 +78,10 @@ def test_smoke_study_fills_the_results_schema(smoke_study):
     assert seconds < 240
     trials = pd.read_parquet(out / TRIALS_FILE)
     history = pd.read_parquet(out / HISTORY_FILE)
-    assert len(trials) == 4 and len(history) == 4 * 6  # every report, not only the last
-    assert set(trials["status"]) == {"finished"} and set(trials["iterations_done"]) == {60}
+    assert len(trials) == 4 and len(history) == 4 * REPORTS  # every report, not only the last
+    assert set(trials["status"]) == {"finished"} and set(trials["iterations_done"]) == {ITERATIONS}
+    assert trials[K.FID].notna().all() and (trials["best_fid"] == trials[K.FID]).all()  # FID at the end
+    assert history[K.FID].isna().sum() == 4 * (REPORTS - 1)  # not measured before the end
     assert set(trials["config/optimizer"]) == {"adam", "adas"}
     assert sorted(trials["config/ttur"]) == [False, False, True, True]
     for col in ("study", "trial_id", "reason", "reports", "wall_s", "peak_memory_mb", "best_fid", "trial_dir",
@@ -111,8 +114,9 @@ def test_resume_after_kill_9_ends_like_an_uninterrupted_run(smoke_study, tmp_pat
     study = tmp_path / "killed"
     sets = [a for k, v in SMOKE_SET.items() for a in ("--set", f"{k}={v}")]
     log = open(tmp_path / "run.log", "w")  # noqa: SIM115 - both child processes write to it
-    proc = run_cli("run", "--space", "smoke", "--out", str(study), "--max-concurrent", "2", "--quiet", *sets,
-                   stdout=log, stderr=subprocess.STDOUT)
+    # --reuse-workers: faster on 2 cores, and the numbers must not depend on it.
+    proc = run_cli("run", "--space", "smoke", "--out", str(study), "--max-concurrent", "2", "--quiet",
+                   "--reuse-workers", *sets, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 240
     while not finished_trials(study) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -135,6 +139,7 @@ def test_resume_after_kill_9_ends_like_an_uninterrupted_run(smoke_study, tmp_pat
     ref = pd.read_parquet(reference / TRIALS_FILE).sort_values(CONFIG_KEYS).reset_index(drop=True)
     assert list(ours["status"]) == ["finished"] * 4
     pd.testing.assert_frame_equal(ours[CONFIG_KEYS + SAME_PER_SEED], ref[CONFIG_KEYS + SAME_PER_SEED])
+    np.testing.assert_allclose(ours[K.FID], ref[K.FID], rtol=1e-6)  # same generator, same evaluation
     hist = pd.read_parquet(study / HISTORY_FILE)
     ref_hist = pd.read_parquet(reference / HISTORY_FILE)
     assert len(hist) == len(ref_hist)  # each report once, even the ones repeated after the kill

@@ -67,8 +67,8 @@ def load_split(
                 f"data source {source!r} does not exist; use 'phantom', 'pneumoniamnist', an .npz file "
                 "or a folder <root>/{train,val,test}/<CLASS>/<images>"
             )
-        layout = folder.scan(root)
-        source_fp = f"folder-{folder.fingerprint(root, layout)}-seed{seed}"
+        layout, folder_fp = folder.scan(root)
+        source_fp = f"folder-{folder_fp}-seed{seed}"
         build = lambda: _folder_arrays(layout, split, resolution, hist_eq, skip_unreadable, seed)  # noqa: E731
     key = _hash(CACHE_VERSION, source_fp, split, resolution, hist_eq, skip_unreadable)
     arrays = cached_arrays(cache / "data" / f"{key}.npz", build)

@@ -25,42 +25,40 @@ _PERSON = re.compile(r"^(person\d+)_", re.IGNORECASE)
 _TRAILING_NUMBER = re.compile(r"^(.*)-\d+$")
 
 
-def scan(root: Path) -> dict[str, dict[str, list[Path]]]:
-    """{split: {class: sorted files}} for the splits present; DataError for a wrong layout."""
+def scan(root: Path) -> tuple[dict[str, dict[str, list[Path]]], str]:
+    """({split: {class: sorted files}}, fingerprint) for the splits present; DataError for a wrong layout.
+
+    The fingerprint hashes every file's relative path, size and mtime, so it changes whenever the data
+    does. os.scandir reuses the directory read's stat results: a cached load of 5,216 files stays fast.
+    """
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist; expected <root>/{{train,val,test}}/<CLASS>/*")
     layout: dict[str, dict[str, list[Path]]] = {}
+    h = hashlib.sha1()
     for split in ("train", "val", "test"):
         split_dir = root / split
         if not split_dir.is_dir():
             continue
-        classes = sorted(d for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+        classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith("."))
         if not classes:
             raise DataError(f"{split_dir} has no class folders; expected {split_dir}/<CLASS>/<image files>")
         layout[split] = {}
         for c in classes:
-            files = sorted(f for f in c.iterdir() if f.is_file() and not f.name.startswith("."))
-            if not files:
-                raise DataError(f"class folder {c} is empty")
-            layout[split][c.name] = files
+            entries = sorted((e for e in os.scandir(split_dir / c) if e.is_file() and not e.name.startswith(".")),
+                             key=lambda e: e.name)
+            if not entries:
+                raise DataError(f"class folder {split_dir / c} is empty")
+            for e in entries:
+                st = e.stat()
+                h.update(f"{split}/{c}/{e.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            layout[split][c] = [Path(e.path) for e in entries]
     if "train" not in layout:
         raise DataError(f"data folder {root} has no train/ folder; expected <root>/{{train,val,test}}/<CLASS>/*")
     names = sorted(layout["train"])
     for split, classes in layout.items():
         if sorted(classes) != names:
             raise DataError(f"{root / split} has classes {sorted(classes)} but train has {names}")
-    return layout
-
-
-def fingerprint(root: Path, layout: dict[str, dict[str, list[Path]]]) -> str:
-    """Hash of every file's relative path, size and mtime: changes whenever the data does."""
-    h = hashlib.sha1()
-    for split in sorted(layout):
-        for cls in sorted(layout[split]):
-            for f in layout[split][cls]:
-                st = f.stat()
-                h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    return layout, h.hexdigest()[:16]
 
 
 def patient_id(path: Path) -> str:
