@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from analysis.export import write_csvs
 from analysis.load import DEFAULT_STATUSES
 from analysis.pipeline import analyze
 from analysis.report import render_report
+from trainers.atomic import atomic_path
 from trainers.errors import UserError
 
 STATUSES = ("finished", "stopped", "diverged", "running", "errored")
@@ -60,8 +59,5 @@ def main(args: argparse.Namespace) -> int:
 
 def _write_atomic(path: Path, text: str) -> None:
     """Temp file + rename, so a browser never opens a half-written dashboard."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; the dashboard is meant to be shared
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

@@ -23,8 +23,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from trainers.atomic import atomic_path
 from trainers.config import NORMS, RESOLUTIONS, ConfigError, TrialConfig
 from trainers.models import build_discriminator, build_generator, count_parameters
 
@@ -178,15 +177,8 @@ def _check_out(path: str | Path) -> Path:
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Write .parquet or .csv atomically (temp file + rename), so a crash never leaves half a table."""
     path = _check_out(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False) if path.suffix == ".parquet" else df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -6,11 +6,12 @@ file and renames it into place, so a reader sees either nothing or a complete fi
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from trainers.atomic import atomic_path
 
 
 def default_cache_dir() -> Path:
@@ -27,13 +28,6 @@ def cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dic
         except (OSError, ValueError, EOFError):
             pass  # a corrupt entry (disk full, killed writer on another FS): rebuild it
     arrays = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
     return arrays

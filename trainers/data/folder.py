@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainers.data.decode import IMAGE_SUFFIXES, preprocess, read_grayscale
+from trainers.data.decode import preprocess, read_grayscale
 from trainers.errors import DataError
 
 MIN_VAL_IMAGES = 100

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from trainers import metric_keys as K
+from trainers.atomic import atomic_path
 from trainers.config import TrialConfig
 from trainers.errors import ConfigError, UserError
 from trainers.evaluation import defaults as D
@@ -112,7 +111,8 @@ class Evaluator:
                 idx = np.sort(np.random.default_rng(D.REAL_SUBSET_SEED).permutation(len(self.train_set))[:self.n])
                 sub = self.train_set.select(idx, f"eval-real-{self.n}")
                 self._real = (ex(sub.to_tensor()), sub.labels)
-                _atomic_savez(path, features=self._real[0], labels=self._real[1])
+                with atomic_path(path) as tmp:
+                    np.savez(tmp, features=self._real[0], labels=self._real[1])
         return self._real
 
     def evaluate(self, G: nn.Module) -> dict[str, Any]:
@@ -162,11 +162,3 @@ def calculate_metrics(real_images: torch.Tensor, fake_images: torch.Tensor, *, e
 def _labels_like(real_labels: np.ndarray, cfg: TrialConfig) -> torch.Tensor:
     """Class labels for conditional samples in the real class ratio, so FID compares like with like."""
     return torch.as_tensor(np.asarray(real_labels), dtype=torch.long)
-
-
-def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)

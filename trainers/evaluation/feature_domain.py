@@ -9,14 +9,13 @@ comparable with values from the same extractor.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from trainers.atomic import atomic_path
 from trainers.evaluation import defaults as D
 
 VERSION = 1
@@ -61,7 +60,8 @@ class DomainExtractor:
             self.trained_now = False
         else:
             _train(self.model, train_set, seed)
-            _atomic_save(self.model.state_dict(), path)
+            with atomic_path(path) as tmp:
+                torch.save(self.model.state_dict(), tmp)
             self.trained_now = True
         self.model.to(self.device).eval()
 
@@ -92,11 +92,3 @@ def _train(model: DomainCNN, train_set, seed: int) -> None:
             loss_fn(model(x[idx]), y[idx]).backward()
             opt.step()
     model.eval()
-
-
-def _atomic_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        torch.save(obj, f)
-    os.replace(tmp, path)
