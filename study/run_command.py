@@ -66,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
 
     print(f"study {spec.name}: space {spec.space}, search {spec.search}, scheduler {spec.scheduler}, "
           f"metric {spec.metric} ({spec.mode}) -> {spec.study_dir}", flush=True)
-    outcome = run_study(spec, progress=not args.quiet, address=args.address or None)
+    outcome = run_study(spec, progress=not args.quiet, address=args.address or None, dashboard=args.dashboard)
     return report_outcome(outcome)
 
 

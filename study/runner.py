@@ -21,7 +21,8 @@ from study.progress import ProgressPrinter
 from study.results_store import ResultsStore
 from study.spec import StudySpec, check_spec, is_remote
 from study.tables import TERMINAL, load_tables
-from study.trainable import data_args, default_cache_dir, load_train_set, make_trainable
+from study.trainable import data_args, load_train_set, make_trainable
+from trainers.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def warm_data_cache(space: SearchSpace) -> int:
         seen.add(key)
         load_train_set(cfg, os.environ.get("GAN_STUDY_CACHE", ""))
         n += 1
-    logger.info("training splits cached in %s: %d", default_cache_dir(), n)
+    logger.info("training splits cached: %d", n)
     return n
 
 
@@ -134,14 +135,15 @@ def _n_combinations(space: SearchSpace) -> int:
     return n
 
 
-def run_study(spec: StudySpec, *, progress: bool = True, address: str | None = None) -> StudyOutcome:
+def run_study(spec: StudySpec, *, progress: bool = True, address: str | None = None,
+              dashboard: bool = False) -> StudyOutcome:
     """Start a new study (STUDY_DIR must not hold one yet) and run it to the end or to Ctrl-C."""
     study_dir = Path(spec.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     space, _ = prepared_space(spec)
     spec.save()
     warm_data_cache(space)
-    ensure_ray(address)
+    ensure_ray(address, dashboard=dashboard)
     tuner = build_tuner(spec, progress=progress)
     tuner.fit()
     return outcome(spec)
@@ -153,11 +155,12 @@ def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None 
     from ray import tune
 
     space, _ = prepared_space(spec)
-    warm_data_cache(space)
-    ensure_ray(address)
     path = spec.experiment_path
     if not tune.Tuner.can_restore(path):
-        raise_user(f"no Ray Tune experiment to resume at {path}; was the study started with gan-study run?")
+        raise UserError(f"no Ray Tune experiment to resume at {path}: the study stopped before its first "
+                        f"trial started; delete {spec.study_dir} and start it again with gan-study run")
+    warm_data_cache(space)
+    ensure_ray(address)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     tuner = tune.Tuner.restore(path, trainable=build_trainable(spec, space), resume_unfinished=True,
                                resume_errored=False, restart_errored=False)
@@ -177,8 +180,3 @@ def outcome(spec: StudySpec) -> StudyOutcome:
     interrupted = ended < max(len(tables.trials), tables.total_trials)  # open trials, or ones never created
     return StudyOutcome(spec.study_dir, dict(sorted(counts.items())), interrupted)
 
-
-def raise_user(message: str) -> None:
-    from trainers.errors import UserError
-
-    raise UserError(message)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from search_spaces.space import SCHEDULERS, SEARCHES, SearchSpace, check_metric, load_space, parse_space
 from study.layout import RAY_DIRNAME, STUDY_FILE
 from trainers import metric_keys as K
+from trainers.atomic import atomic_path
 from trainers.errors import UserError
 
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "hdfs://")
@@ -71,9 +71,8 @@ class StudySpec:
         data = dataclasses.asdict(self)
         data["experiment_path"] = self.experiment_path
         data["space_resolved"] = self.load_space().to_dict()  # roles per config field, for analysis
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
         return path
 
 

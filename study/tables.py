@@ -30,6 +30,7 @@ import pandas as pd
 
 from study.layout import HISTORY_FILE, JOURNAL_FILE, TRIALS_DIRNAME, TRIALS_FILE
 from trainers import metric_keys as K
+from trainers.atomic import atomic_path
 
 STATUSES = ("pending", "running", "finished", "diverged", "stopped", "errored")
 TERMINAL = ("finished", "diverged", "stopped", "errored")
@@ -170,12 +171,8 @@ def load_tables(study_dir: str | Path) -> StudyTables:
 
 def write_parquet_atomic(df: pd.DataFrame, path: str | Path) -> None:
     """Write to a temp file beside `path`, fsync, then rename: readers never see a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_parquet(tmp, index=False)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
 
 
 def write_tables(tables: StudyTables, study_dir: str | Path) -> None:

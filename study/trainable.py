@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -152,15 +151,10 @@ def _read_state(path: Path) -> dict | None:
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    from trainers.atomic import atomic_path
 
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("GAN_STUDY_CACHE") or Path.home() / ".cache" / "gan-study")
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def data_args(cfg: TrialConfig) -> dict[str, Any]:
@@ -173,7 +167,7 @@ def load_train_set(cfg: TrialConfig, cache_dir: str = "") -> Any:
     """Load the training split through the on-disk cache; one process per node fills it (file lock)."""
     from filelock import FileLock
 
-    from trainers.data import load_split
+    from trainers.data import default_cache_dir, load_split
 
     args = data_args(cfg)
     root = Path(cache_dir) if cache_dir else default_cache_dir()

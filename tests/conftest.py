@@ -22,12 +22,15 @@ def _seed_everything():
     yield
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Each test session gets its own cache dir so tests never read a stale developer cache."""
-    cache = tmp_path_factory.getbasetemp() / "gan-study-cache"
-    monkeypatch.setenv("GAN_STUDY_CACHE", str(cache))
-    yield
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Each test session gets its own cache dir so tests never read a stale developer cache.
+
+    Session-scoped so it is in place before module fixtures start Ray: workers inherit it.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GAN_STUDY_CACHE", str(tmp_path_factory.getbasetemp() / "gan-study-cache"))
+        yield
 
 
 @pytest.fixture

@@ -78,8 +78,11 @@ def test_patient_ids_from_kermany_names():
 
     assert folder.patient_id(Path("person1_bacteria_1.jpeg")) == "person1"
     assert folder.patient_id(Path("person1_virus_7.jpeg")) == "person1"
-    assert folder.patient_id(Path("IM-0115-0001.jpeg")) == "IM-0115"
-    assert folder.patient_id(Path("NORMAL2-IM-1427-0001.jpeg")) == "NORMAL2-IM-1427"
+    assert folder.patient_id(Path("IM-0115-0001.jpeg")) == "im115"
+    assert folder.patient_id(Path("IM-0115-0001-0002.jpeg")) == "im115"  # second image of the same patient
+    # NORMAL2 batch merged with the first by IM number: coarser groups never leak a patient across splits
+    assert folder.patient_id(Path("NORMAL2-IM-0115-0001.jpeg")) == "im115"
+    assert folder.patient_id(Path("scan_017.png")) == "scan_017"  # unknown scheme: one image, one patient
 
 
 # ---------------------------------------------------------------- image forms

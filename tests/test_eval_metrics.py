@@ -125,6 +125,24 @@ def test_evaluator_end_to_end_caches_extractor_and_real_statistics(phantom_train
     assert real_fid < m[K.FID] / 5
 
 
+def test_domain_extractor_is_the_same_in_every_process_and_leaves_the_rng_alone(phantom_train, tmp_path):
+    """Nodes and resumed studies train their own copy: it must not depend on what the process ran before."""
+    from trainers.evaluation.feature_domain import DomainExtractor
+
+    small = phantom_train.select(np.arange(200), "first200")
+    torch.manual_seed(1)
+    a = DomainExtractor(small, tmp_path / "a")
+    after_a = torch.rand(3)
+    torch.manual_seed(2)
+    torch.rand(100)  # a different global RNG history
+    b = DomainExtractor(small, tmp_path / "b")
+    assert a.trained_now and b.trained_now
+    for (name, wa), wb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(wa, wb), name
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(3), after_a)  # building it consumed none of the trial's random numbers
+
+
 def test_low_n_fid_is_refused_unless_allowed(phantom_train, tmp_path):
     with pytest.raises(ConfigError, match="allow_low_n"):
         Evaluator(_cfg(eval_samples=64), phantom_train, cache_dir=tmp_path).evaluate(build_generator(_cfg()))

@@ -136,3 +136,13 @@ def _png(path):
     from PIL import Image
 
     return Image.open(path).convert("L")
+
+
+def test_fid_is_reported_during_and_at_the_end_of_training(tmp_path):
+    cfg = tiny(iterations=20, report_every=10, fid_every=1, eval_at_end=True, eval_samples=64, allow_low_n=True,
+               conditioning="acgan")
+    reports = []
+    train(cfg, tmp_path, reporter=lambda m, c: reports.append(m))
+    assert all(math.isfinite(m[K.FID]) and m[K.EVAL_N] == 64 for m in reports)
+    assert reports[0][K.EVAL_EXTRACTOR].startswith("domain-")
+    assert math.isfinite(reports[-1][K.FID_PER_CLASS_PREFIX + "NORMAL"])

@@ -158,6 +158,11 @@ class TrialConfig:
             raise ConfigError(
                 "downstream='tstr' needs labelled synthetic images: set conditioning to 'acgan' or 'cgan'"
             )
+        if "augment" in self.downstream_protocols and self.conditioning == "none" and not self.class_subset:
+            raise ConfigError(
+                "downstream='augment' adds synthetic minority-class images: an unconditional generator needs "
+                "class_subset set to the minority class (e.g. 'NORMAL'), or set conditioning to 'acgan' or 'cgan'"
+            )
         if self.loss == "wgan_gp" and self.d_norm == "batch":
             raise ConfigError(
                 "loss='wgan_gp' is incompatible with d_norm='batch' (the gradient penalty is per sample); "

@@ -16,6 +16,7 @@ from trainers.data import folder, npz, phantom
 from trainers.data.cache import cached_arrays, default_cache_dir
 from trainers.data.decode import preprocess
 from trainers.data.image_set import ImageSet, _hash
+from trainers.data.splits import patient_id
 from trainers.errors import DataError
 
 __all__ = ["ImageSet", "load_split", "default_cache_dir", "SPLITS"]
@@ -68,8 +69,10 @@ def load_split(
                 "or a folder <root>/{train,val,test}/<CLASS>/<images>"
             )
         layout, folder_fp = folder.scan(root)
-        source_fp = f"folder-{folder_fp}-seed{seed}"
-        build = lambda: _folder_arrays(layout, split, resolution, hist_eq, skip_unreadable, seed)  # noqa: E731
+        # The seed only matters where train/val are carved by patient; test is shared across seeds.
+        carved = split in ("train", "val") and folder.carves_validation(layout)
+        source_fp = f"folder-{folder_fp}" + (f"-seed{seed}" if carved else "")
+        build = lambda: _folder_arrays(layout, root, split, resolution, hist_eq, skip_unreadable, seed)  # noqa: E731
     key = _hash(CACHE_VERSION, source_fp, split, resolution, hist_eq, skip_unreadable)
     arrays = cached_arrays(cache / "data" / f"{key}.npz", build)
     skipped = int(arrays["skipped"])
@@ -108,10 +111,10 @@ def _npz_arrays(path: Path, split: str, resolution: int, hist_eq: bool) -> dict[
     return _pack(images, labels, names, None, 0)
 
 
-def _folder_arrays(layout: dict, split: str, resolution: int, hist_eq: bool, skip: bool, seed: int) -> dict:
-    paths, labels, names = folder.split_files(layout, split, seed)
+def _folder_arrays(layout: dict, root: Path, split: str, resolution: int, hist_eq: bool, skip: bool, seed: int) -> dict:
+    paths, labels, names = folder.split_files(layout, root, split, seed)
     images, keep = folder.decode_files(paths, resolution, hist_eq, skip)
-    patients = np.array([folder.patient_id(p) for p, k in zip(paths, keep) if k], dtype=str)
+    patients = np.array([patient_id(p) for p, k in zip(paths, keep) if k], dtype=str)
     return _pack(images, labels[keep], names, patients, int((~keep).sum()))
 
 

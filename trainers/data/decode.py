@@ -14,8 +14,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from trainers.errors import DataError
 
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".dicom", ""}
-RESAMPLE = Image.BICUBIC
+RESAMPLE = Image.BICUBIC  # the one resize method: antialiased (PIL widens the kernel when reducing)
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, what PIL's convert("L") uses
 
 
 def read_grayscale(path: Path) -> np.ndarray:
@@ -78,8 +78,10 @@ def _read_dicom(path: Path) -> np.ndarray:
         pixels = ds.pixel_array.astype(np.float64)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for bad files
         raise DataError(f"cannot read DICOM {path}: {exc.__class__.__name__}: {exc}") from None
-    if pixels.ndim == 3:  # multi-frame or RGB: take luminance of the first frame
-        pixels = pixels[0] if pixels.shape[-1] not in (3, 4) else pixels[..., :3].mean(axis=-1)
+    if pixels.ndim == 4:  # multi-frame colour: first frame
+        pixels = pixels[0]
+    if pixels.ndim == 3:  # RGB (samples last) -> luminance; multi-frame grayscale -> first frame
+        pixels = pixels[..., :3] @ np.array(LUMA) if pixels.shape[-1] in (3, 4) else pixels[0]
     pixels = pixels * float(getattr(ds, "RescaleSlope", 1) or 1) + float(getattr(ds, "RescaleIntercept", 0) or 0)
     if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         pixels = pixels.max() - pixels  # MONOCHROME1: high values are dark

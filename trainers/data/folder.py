@@ -1,28 +1,21 @@
-"""Kaggle/Kermany folder layout: `<root>/{train,val,test}/{CLASS}/*` with patient-grouped validation.
+"""Kaggle/Kermany folder layout: `<root>/{train,val,test}/{CLASS}/<image files>`.
 
-Class names come from the folder names (sorted, so NORMAL=0, PNEUMONIA=1 in the real data).
-Patient ids are parsed from Kermany names: `personN_bacteria_M.jpeg` -> `personN`; NORMAL files
-`IM-0115-0001.jpeg` and `NORMAL2-IM-1427-0001.jpeg` -> the name without the trailing image number.
-When `val` is absent or tiny (Kaggle ships 16 images: one image = 6.25 points), a validation split of
-about VAL_FRACTION of each class is carved from train by whole patients, so no patient is in both.
+Class names come from the folder names (sorted, so NORMAL=0, PNEUMONIA=1 in the real data); hidden
+files and sub-folders of class folders are ignored. When `val` is absent or tiny, train and val are
+pooled and re-split by patient (see `splits`).
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from trainers.data.decode import preprocess, read_grayscale
+from trainers.data.splits import MIN_VAL_IMAGES, carve_validation, patient_id
 from trainers.errors import DataError
-
-MIN_VAL_IMAGES = 100
-VAL_FRACTION = 0.10
-_PERSON = re.compile(r"^(person\d+)_", re.IGNORECASE)
-_TRAILING_NUMBER = re.compile(r"^(.*)-\d+$")
 
 
 def scan(root: Path) -> tuple[dict[str, dict[str, list[Path]]], str]:
@@ -61,47 +54,26 @@ def scan(root: Path) -> tuple[dict[str, dict[str, list[Path]]], str]:
     return layout, h.hexdigest()[:16]
 
 
-def patient_id(path: Path) -> str:
-    m = _PERSON.match(path.name)
-    if m:
-        return m.group(1).lower()
-    stem = path.stem
-    m = _TRAILING_NUMBER.match(stem)
-    return m.group(1) if m else stem
+def carves_validation(layout: dict) -> bool:
+    """True when train/val are re-split by patient (val absent or tiny): then the seed matters."""
+    return sum(len(v) for v in layout.get("val", {}).values()) < MIN_VAL_IMAGES
 
 
-def split_files(layout: dict, split: str, seed: int) -> tuple[list[Path], np.ndarray, tuple[str, ...]]:
-    """Files and labels of one split, carving a patient-grouped val from train when needed."""
+def split_files(layout: dict, root: Path, split: str, seed: int) -> tuple[list[Path], np.ndarray, tuple[str, ...]]:
+    """Files (class-major, name-sorted) and labels of one split, carving a patient-grouped val when needed."""
     class_names = tuple(sorted(layout["train"]))
-    if split == "test" and "test" not in layout:
-        raise DataError("this data folder has no test/ split")
-    val_given = sum(len(v) for v in layout.get("val", {}).values())
-    if split == "test" or (split in ("train", "val") and val_given >= MIN_VAL_IMAGES):
+    if split not in ("train", "val") or not carves_validation(layout):
+        if split not in layout:
+            raise DataError(f"data folder {root} has no {split}/ folder; expected {root}/{split}/<CLASS>/*")
         files = [(f, class_names.index(c)) for c in class_names for f in layout[split][c]]
-    else:
-        # Pool train with the tiny val (not wasted) and re-split by patient, per class.
-        pool = [(f, class_names.index(c)) for s in ("train", "val") if s in layout
-                for c in class_names for f in layout[s][c]]
-        rng = np.random.default_rng(seed)
-        val_patients: set[tuple[int, str]] = set()
-        for label in range(len(class_names)):
-            by_patient: dict[str, int] = {}
-            for f, lab in pool:
-                if lab == label:
-                    by_patient[patient_id(f)] = by_patient.get(patient_id(f), 0) + 1
-            patients = sorted(by_patient)
-            target = VAL_FRACTION * sum(by_patient.values())
-            taken = 0
-            for i in rng.permutation(len(patients)):
-                if taken >= target:
-                    break
-                val_patients.add((label, patients[i]))
-                taken += by_patient[patients[i]]
-        # A patient id in val for any class goes to val for all classes: no patient straddles the split.
-        val_ids = {pid for _, pid in val_patients}
-        files = [(f, lab) for f, lab in pool if (patient_id(f) in val_ids) == (split == "val")]
-    paths = [f for f, _ in files]
-    return paths, np.array([lab for _, lab in files], dtype=np.int64), class_names
+        return [f for f, _ in files], np.array([lab for _, lab in files], dtype=np.int64), class_names
+    # Pool train with the tiny val (not wasted) and re-split by whole patients, per class.
+    pool = [(f, class_names.index(c)) for s in ("train", "val") if s in layout
+            for c in class_names for f in layout[s][c]]
+    labels = np.array([lab for _, lab in pool], dtype=np.int64)
+    in_val = carve_validation(labels, [patient_id(f) for f, _ in pool], len(class_names), seed)
+    keep = in_val if split == "val" else ~in_val
+    return [f for (f, _), k in zip(pool, keep) if k], labels[keep], class_names
 
 
 def decode_files(paths: list[Path], resolution: int, hist_eq: bool, skip_unreadable: bool) -> tuple[np.ndarray, np.ndarray]:

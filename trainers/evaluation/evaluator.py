@@ -145,7 +145,7 @@ class Evaluator:
         """TSTR / augmentation / TRTR baseline as configured by cfg.downstream ({} when none)."""
         if not self.cfg.downstream_protocols:
             return {}
-        from trainers.evaluation.downstream import run_downstream
+        from trainers.evaluation.protocols import run_downstream
 
         return run_downstream(self.cfg, G, self.train_set, device=self.device, cache_dir=self.cache_dir)
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 from trainers.atomic import atomic_path
 from trainers.evaluation import defaults as D
 
-VERSION = 1
+VERSION = 2  # bump when the architecture or training changes: part of the cache key
 
 
 class DomainCNN(nn.Module):
@@ -54,15 +54,19 @@ class DomainExtractor:
         self.name = f"domain-{key}-{D.DOMAIN_FEATURES}d"
         self.dim = D.DOMAIN_FEATURES
         path = Path(cache_dir) / "extractors" / f"{self.name}.pt"
-        self.model = DomainCNN(num_classes=len(train_set.class_names), resolution=train_set.images.shape[-1])
-        if path.is_file():
-            self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            self.trained_now = False
-        else:
-            _train(self.model, train_set, seed)
+        # Seeded initialisation and training in a forked RNG: every process and node builds the same
+        # extractor whatever it ran before, and building it leaves the trial's random stream untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = DomainCNN(num_classes=len(train_set.class_names), resolution=train_set.images.shape[-1])
+            self.trained_now = not path.is_file()
+            if self.trained_now:
+                _train(self.model, train_set, seed)
+        if self.trained_now:
             with atomic_path(path) as tmp:
                 torch.save(self.model.state_dict(), tmp)
-            self.trained_now = True
+        else:
+            self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         self.model.to(self.device).eval()
 
     @torch.no_grad()

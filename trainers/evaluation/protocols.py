@@ -1,0 +1,113 @@
+"""Downstream usefulness of synthetic X-rays, always tested on the official real test split.
+
+* TRTR: train on real train, validate on real val (the baseline). Trained once per (data, resolution,
+  classifier, epochs, patience, seed) and cached as JSON, so a study pays for it once, not per trial.
+* TSTR (seed 000): train only on `tstr_samples` synthetic labelled images from a conditional generator,
+  labels in the real training split's class ratio; validate on a held-out synthetic set (a fifth as many,
+  another latent seed) or on real val (`tstr_validation`).
+* augment (seed 001): real train plus `augment_samples` synthetic images of the minority class (fewest
+  real training images); `augment_gain` = its accuracy minus TRTR's.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from trainers import metric_keys as K
+from trainers.atomic import atomic_path
+from trainers.config import TrialConfig
+from trainers.errors import ConfigError
+from trainers.evaluation.classifier_models import build_classifier, classification_report, fit_classifier
+from trainers.evaluation.evaluator import sample_images
+
+DOWNSTREAM_ERROR = "downstream_error"
+TSTR_SEED, TSTR_VAL_SEED, AUGMENT_SEED = 2024, 2025, 2026  # latent seeds, distinct from FID's
+
+
+def run_downstream(cfg: TrialConfig, G: nn.Module, train_set: Any, *, device: torch.device | str = "cpu",
+                   cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """Metrics of every protocol in cfg.downstream, plus the TRTR baseline (keys prefixed tstr_/augment_/trtr_)."""
+    from trainers.data import default_cache_dir, load_split
+
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    split = lambda s, **kw: load_split(cfg.data, s, cfg.resolution, hist_eq=cfg.hist_eq, seed=cfg.seed, **kw)  # noqa: E731
+    real_train, real_val, real_test = split("train", limit=cfg.data_limit), split("val"), split("test")
+    names = real_train.class_names
+    out: dict[str, Any] = {}
+    trtr = trtr_baseline(cfg, real_train, real_val, real_test, device, cache)
+    out.update({K.TRTR_PREFIX + k: v for k, v in trtr.items()})
+    protocols = cfg.downstream_protocols
+    test_x, test_y = real_test.to_tensor(), real_test.labels
+
+    if "tstr" in protocols:
+        counts = np.bincount(real_train.labels, minlength=len(names))
+        labels = _labels_in_ratio(counts, cfg.tstr_samples)
+        x = sample_images(G, len(labels), cfg, device, labels=labels, seed=TSTR_SEED)
+        if cfg.tstr_validation == "synthetic":
+            val_labels = _labels_in_ratio(counts, max(2, cfg.tstr_samples // 5))
+            val_x, val_y = sample_images(G, len(val_labels), cfg, device, labels=val_labels, seed=TSTR_VAL_SEED), val_labels
+        else:
+            val_x, val_y = real_val.to_tensor(), torch.as_tensor(real_val.labels)
+        out.update(_protocol(K.TSTR_PREFIX, cfg, x, labels, val_x, val_y, test_x, test_y, names, device))
+
+    if "augment" in protocols:
+        minority = int(np.argmin(np.bincount(real_train.labels, minlength=len(names))))
+        if cfg.conditioning == "none" and cfg.class_subset != names[minority]:
+            raise ConfigError(
+                f"downstream='augment' adds synthetic {names[minority]} images: an unconditional generator must be "
+                f"trained with class_subset={names[minority]!r} (got {cfg.class_subset!r}), or use conditioning='acgan'"
+            )
+        labels = torch.full((cfg.augment_samples,), minority, dtype=torch.long)
+        x_syn = sample_images(G, len(labels), cfg, device,
+                              labels=labels if cfg.conditioning != "none" else None, seed=AUGMENT_SEED)
+        x = torch.cat([real_train.to_tensor(), x_syn])
+        y = torch.cat([torch.as_tensor(real_train.labels), labels])
+        m = _protocol(K.AUGMENT_PREFIX, cfg, x, y, real_val.to_tensor(), torch.as_tensor(real_val.labels),
+                      test_x, test_y, names, device)
+        out.update(m)
+        out[K.AUGMENT_GAIN] = m[K.AUGMENT_PREFIX + K.ACCURACY] - trtr[K.ACCURACY]
+    return out
+
+
+def trtr_baseline(cfg: TrialConfig, train: Any, val: Any, test: Any, device: torch.device | str,
+                  cache: Path) -> dict[str, float]:
+    key = hashlib.sha1(f"{train.fingerprint}|{val.fingerprint}|{test.fingerprint}|{cfg.classifier}|"
+                       f"{cfg.classifier_epochs}|{cfg.classifier_patience}|{cfg.seed}".encode()).hexdigest()[:16]
+    path = cache / "downstream" / f"trtr-{cfg.classifier}-{cfg.resolution}px-{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    model, _ = fit_classifier(build_classifier(cfg.classifier, cfg.resolution, len(train.class_names)),
+                              train.to_tensor(), torch.as_tensor(train.labels), val.to_tensor(),
+                              torch.as_tensor(val.labels), epochs=cfg.classifier_epochs,
+                              patience=cfg.classifier_patience, seed=cfg.seed, device=device)
+    report = classification_report(model, test.to_tensor(), test.labels, train.class_names, device)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
+    return report
+
+
+def _protocol(prefix: str, cfg: TrialConfig, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor,
+              val_y: torch.Tensor, test_x: torch.Tensor, test_y: np.ndarray, names: tuple[str, ...],
+              device: torch.device | str) -> dict[str, Any]:
+    if not (torch.isfinite(x).all() and torch.isfinite(val_x).all()):
+        return {prefix + K.ACCURACY: math.nan, prefix + K.BALANCED_ACCURACY: math.nan, prefix + K.ROC_AUC: math.nan,
+                DOWNSTREAM_ERROR: f"{prefix.rstrip('_')}: generator produced non-finite images"}
+    model, _ = fit_classifier(build_classifier(cfg.classifier, cfg.resolution, len(names)), x, torch.as_tensor(y),
+                              val_x, torch.as_tensor(val_y), epochs=cfg.classifier_epochs,
+                              patience=cfg.classifier_patience, seed=cfg.seed, device=device)
+    return {prefix + k: v for k, v in classification_report(model, test_x, test_y, names, device).items()}
+
+
+def _labels_in_ratio(counts: np.ndarray, n: int) -> torch.Tensor:
+    """n labels following the class counts' ratio (largest-remainder rounding), grouped by class."""
+    share = counts / counts.sum() * n
+    k = np.floor(share).astype(int)
+    k[np.argsort(share - k)[::-1][: n - k.sum()]] += 1
+    return torch.as_tensor(np.repeat(np.arange(len(counts)), k), dtype=torch.long)
