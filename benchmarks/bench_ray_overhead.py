@@ -35,7 +35,7 @@ def make_space(out: Path, trials: int, iterations: int) -> Path:
     raw = yaml.safe_load((REPO / "search_spaces" / "smoke.yaml").read_text())
     per_seed = 4  # optimizer x ttur
     raw["seeds"] = list(range(max(1, -(-trials // per_seed))))
-    raw["fixed"].update(eval_at_end=False, iterations=iterations, report_every=max(10, iterations // 10),
+    raw["fixed"].update(eval_at_end=False, downstream="", iterations=iterations, report_every=max(10, iterations // 10),
                         num_threads=1)
     path = out / "bench_space.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -49,7 +49,7 @@ def calibrate(seconds: float) -> int:
     from trainers.loop import train
 
     cfg = load_space("smoke").resolve({"optimizer": "adam", "ttur": "off", "seed": 0})
-    cfg = cfg.replace(eval_at_end=False, num_threads=1, iterations=60, report_every=20, device="cpu")
+    cfg = cfg.replace(eval_at_end=False, downstream="", num_threads=1, iterations=60, report_every=20, device="cpu")
     data = load_train_set(cfg)
     with tempfile.TemporaryDirectory() as d:
         train(cfg.replace(iterations=10), Path(d) / "warm", train_set=data)  # first-call costs

@@ -1,4 +1,4 @@
-"""Atomic file writes: readers (other trials, other nodes, a browser) never see a half-written file."""
+"""Atomic file writes (readers never see a half-written file) and per-node build locks for cache entries."""
 from __future__ import annotations
 
 import os
@@ -31,3 +31,17 @@ def atomic_path(path: str | Path, mode: int = 0o644) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def build_lock(path: str | Path) -> "filelock.FileLock":  # noqa: F821 - imported lazily
+    """An inter-process lock for building the cache entry at `path` once per node.
+
+    Concurrent trials on one node wait for the first to build (a data split, a feature extractor, a
+    TRTR baseline) and then read its file, instead of all paying for it. Use it around
+    "if the file exists read it, else build and write it".
+    """
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path.parent / f".{path.name}.lock"))

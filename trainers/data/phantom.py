@@ -6,7 +6,9 @@ torso with neck and shoulders on a dark background, two dark lung fields with ro
 diaphragm domes and costophrenic angles, mediastinum, spine, heart shadow, clavicles, posterior and
 anterior ribs, vessel markings radiating from the hila, film grain, and per-image pose, exposure and
 contrast. Class 0 NORMAL has clear lungs; class 1 PNEUMONIA adds patchy, fluffy opacities (lobar or
-multifocal) inside the lung fields, which brighten them: a small CNN separates the classes easily.
+multifocal) inside the lung fields, which brighten them. Learnable but not trivial: the downstream
+small CNN reaches ~0.92 test accuracy at 32 px after 15 epochs on the full train split (0.75-0.8
+after 3 epochs), so TRTR/TSTR on phantoms exercise the code, not medicine.
 
 Every image is a deterministic function of (seed, split). Split sizes are fixed (`SPLIT_SIZES`) and
 exactly `NORMAL_COUNTS` of each split are NORMAL (~1:2.9, the Kaggle train ratio), shuffled.

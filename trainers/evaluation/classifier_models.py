@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 CLASSIFIER_NAMES = ("small_cnn", "resnet18", "vgg16")
+MIN_STEPS_PER_EPOCH = 20
 
 
 def build_classifier(name: str, resolution: int, num_classes: int = 2) -> nn.Module:
@@ -57,9 +58,15 @@ def _shift(x: torch.Tensor, g: torch.Generator, pixels: int) -> torch.Tensor:
 
 def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
                    val_y: torch.Tensor, *, epochs: int, patience: int, seed: int, device: torch.device | str = "cpu",
-                   lr: float = 1e-3, batch_size: int = 128) -> tuple[nn.Module, int]:
-    """Adam + cross-entropy; early stopping on validation loss; returns (best model, epochs run)."""
+                   lr: float = 1e-3, batch_size: int = 0) -> tuple[nn.Module, int]:
+    """Adam + cross-entropy; early stopping on validation loss; returns (best model, epochs run).
+
+    `batch_size` 0 picks one that gives every epoch at least MIN_STEPS_PER_EPOCH steps (16..128):
+    a few hundred synthetic images in batches of 128 would leave BatchNorm's running statistics,
+    and so the evaluation-mode model, far from trained.
+    """
     device = torch.device(device)
+    batch_size = batch_size or int(min(128, max(16, len(train_y) // MIN_STEPS_PER_EPOCH)))
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     model.to(device)

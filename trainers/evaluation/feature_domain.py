@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from trainers.atomic import atomic_path
+from trainers.atomic import atomic_path, build_lock
 from trainers.evaluation import defaults as D
 
 VERSION = 2  # bump when the architecture or training changes: part of the cache key
@@ -56,17 +56,16 @@ class DomainExtractor:
         path = Path(cache_dir) / "extractors" / f"{self.name}.pt"
         # Seeded initialisation and training in a forked RNG: every process and node builds the same
         # extractor whatever it ran before, and building it leaves the trial's random stream untouched.
-        with torch.random.fork_rng(devices=[]):
+        with build_lock(path), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model = DomainCNN(num_classes=len(train_set.class_names), resolution=train_set.images.shape[-1])
             self.trained_now = not path.is_file()
             if self.trained_now:
                 _train(self.model, train_set, seed)
-        if self.trained_now:
-            with atomic_path(path) as tmp:
-                torch.save(self.model.state_dict(), tmp)
-        else:
-            self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+                with atomic_path(path) as tmp:
+                    torch.save(self.model.state_dict(), tmp)
+            else:
+                self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         self.model.to(self.device).eval()
 
     @torch.no_grad()

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from trainers import metric_keys as K
-from trainers.atomic import atomic_path
+from trainers.atomic import atomic_path, build_lock
 from trainers.config import TrialConfig
 from trainers.errors import ConfigError
 from trainers.evaluation.classifier_models import build_classifier, classification_report, fit_classifier
@@ -81,8 +81,14 @@ def trtr_baseline(cfg: TrialConfig, train: Any, val: Any, test: Any, device: tor
     key = hashlib.sha1(f"{train.fingerprint}|{val.fingerprint}|{test.fingerprint}|{cfg.classifier}|"
                        f"{cfg.classifier_epochs}|{cfg.classifier_patience}|{cfg.seed}".encode()).hexdigest()[:16]
     path = cache / "downstream" / f"trtr-{cfg.classifier}-{cfg.resolution}px-{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    with build_lock(path):
+        if path.is_file():
+            return json.loads(path.read_text())
+        return _train_trtr(cfg, train, val, test, device, path)
+
+
+def _train_trtr(cfg: TrialConfig, train: Any, val: Any, test: Any, device: torch.device | str,
+                path: Path) -> dict[str, float]:
     model, _ = fit_classifier(build_classifier(cfg.classifier, cfg.resolution, len(train.class_names)),
                               train.to_tensor(), torch.as_tensor(train.labels), val.to_tensor(),
                               torch.as_tensor(val.labels), epochs=cfg.classifier_epochs,
