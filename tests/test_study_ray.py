@@ -82,6 +82,9 @@ def test_smoke_study_fills_the_results_schema(smoke_study):
     assert set(trials["status"]) == {"finished"} and set(trials["iterations_done"]) == {ITERATIONS}
     assert trials[K.FID].notna().all() and (trials["best_fid"] == trials[K.FID]).all()  # FID at the end
     assert history[K.FID].isna().sum() == 4 * (REPORTS - 1)  # not measured before the end
+    # Downstream at the end: TSTR per trial, one TRTR baseline shared by all (trained once, cached).
+    assert trials[K.TSTR_PREFIX + K.ACCURACY].between(0, 1).all()
+    assert trials[K.TRTR_PREFIX + K.ACCURACY].nunique() == 1 and (trials[K.TRTR_PREFIX + "n_test"] == 400).all()
     assert set(trials["config/optimizer"]) == {"adam", "adas"}
     assert sorted(trials["config/ttur"]) == [False, False, True, True]
     for col in ("study", "trial_id", "reason", "reports", "wall_s", "peak_memory_mb", "best_fid", "trial_dir",
