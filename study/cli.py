@@ -18,6 +18,7 @@ COMMANDS = {
     "resume": ("study.resume_command", "finish an interrupted study"),
     "status": ("study.status_command", "progress table of a study"),
     "generate": ("study.generate_command", "write images from a trial checkpoint"),
+    "tstr": ("study.tstr_command", "train-on-synthetic/test-on-real from one generator per class"),
     "analyze": ("analysis.analyze_command", "statistics, tables and an HTML dashboard from studies"),
 }
 
@@ -28,13 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module_name)
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # command not built yet: keep the others usable
-        module.add_arguments(p)
+        importlib.import_module(module_name).add_arguments(p)
     return parser
 
 

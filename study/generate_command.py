@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,11 +41,8 @@ def find_checkpoint(path: str | Path) -> Path:
     raise UserError(f"no checkpoint at {p}: give a trial directory, its checkpoint/ directory or a checkpoint.pt")
 
 
-def generate(checkpoint: str | Path, n: int, *, per_class: bool = False, seed: int = 0,
-             device: str = "cpu") -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """(images uint8 (N, R, R), labels int64 (N,), class names) from a checkpoint's generator."""
-    import torch
-
+def load_generator(checkpoint: str | Path, device: str = "cpu") -> tuple[Any, Any, tuple[str, ...]]:
+    """(generator in eval mode, its TrialConfig, class names) from a trial directory or checkpoint."""
     from trainers.checkpoint import load_checkpoint
     from trainers.config import TrialConfig
     from trainers.models import build_generator
@@ -53,15 +51,23 @@ def generate(checkpoint: str | Path, n: int, *, per_class: bool = False, seed: i
     if "config" not in ck or "generator" not in ck:
         raise UserError(f"{checkpoint} is not a gan-study checkpoint (needs 'config' and 'generator')")
     cfg = TrialConfig.from_dict({**ck["config"], "device": device})
-    conditional = cfg.conditioning != "none"
-    if per_class and not conditional:
-        raise UserError(f"--per-class needs a conditional generator, but this trial has conditioning='none'"
-                        f"{' (trained on ' + cfg.class_subset + ' only)' if cfg.class_subset else ''}")
     names = tuple(ck.get("class_names") or (DEFAULT_CLASS_NAMES if cfg.num_classes == 2 else
                                             tuple(f"class_{i}" for i in range(cfg.num_classes))))
     G = build_generator(cfg).to(device)
     G.load_state_dict(ck["generator"])
-    G.eval()
+    return G.eval(), cfg, names
+
+
+def generate(checkpoint: str | Path, n: int, *, per_class: bool = False, seed: int = 0,
+             device: str = "cpu") -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(images uint8 (N, R, R), labels int64 (N,), class names) from a checkpoint's generator."""
+    import torch
+
+    G, cfg, names = load_generator(checkpoint, device)
+    conditional = cfg.conditioning != "none"
+    if per_class and not conditional:
+        raise UserError(f"--per-class needs a conditional generator, but this trial has conditioning='none'"
+                        f"{' (trained on ' + cfg.class_subset + ' only)' if cfg.class_subset else ''}")
     gen = torch.Generator().manual_seed(seed)
     if per_class:
         labels = np.repeat(np.arange(cfg.num_classes), n)

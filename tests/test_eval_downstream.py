@@ -154,3 +154,55 @@ def test_classifiers_map_one_channel_images_to_class_logits(name, resolution):
         assert [type(m) for m in head] == [nn.Dropout, nn.BatchNorm1d, nn.LeakyReLU] and head[0].p == 0.4
         assert head[2].negative_slope == 0.2
 
+
+
+@pytest.fixture(scope="module")
+def per_class_trials(tmp_path_factory):
+    """Two tiny unconditional GANs on phantom data, one per class (seed 000's other TSTR design)."""
+    root = tmp_path_factory.mktemp("per_class")
+    for name in ("NORMAL", "PNEUMONIA"):
+        cfg = TrialConfig.from_dict(dict(name=name, data="phantom", class_subset=name, resolution=32, g_features=16,
+                                         d_features=16, latent_dim=32, batch_size=16, iterations=20,
+                                         report_every=10, eval_at_end=False, data_limit=200))
+        assert train(cfg, root / name)[K.STATUS] == K.STATUS_FINISHED
+    return root
+
+
+def test_tstr_command_with_one_generator_per_class(per_class_trials, tmp_path, capsys):
+    from study.cli import main
+
+    out = tmp_path / "tstr.json"
+    rc = main(["tstr", "--generator", f"NORMAL={per_class_trials / 'NORMAL'}", "--generator",
+               f"PNEUMONIA={per_class_trials / 'PNEUMONIA'}", "--n", "120", "--epochs", "2", "--out", str(out)])
+    assert rc == 0
+    m = json.loads(out.read_text())
+    assert 0.0 <= m[K.TSTR_PREFIX + K.ACCURACY] <= 1.0 and 0.0 <= m[K.TRTR_PREFIX + K.ACCURACY] <= 1.0
+    assert m[K.TSTR_PREFIX + "n_test"] == 400 and m["tstr_samples"] == 120  # real phantom test split
+    printed = capsys.readouterr().out
+    assert "| NORMAL |" in printed and "TSTR accuracy" in printed
+
+
+def test_per_class_sampler_draws_each_label_from_its_own_generator():
+    cfg = TrialConfig.from_dict(dict(name="s", data="phantom", resolution=32))
+    sampler = protocols.per_class_sampler({0: (_Constant(-0.5, 32), cfg), 1: (_Constant(0.5, 32), cfg)}, "cpu")
+    labels = torch.tensor([1, 0, 1, 1, 0])
+    x = sampler(labels, 0)
+    assert x[:, 0, 0, 0].tolist() == [0.5, -0.5, 0.5, 0.5, -0.5]
+
+
+@pytest.mark.parametrize("generators, message", [
+    (["NORMAL={N}"], "missing \\['PNEUMONIA'\\]"),
+    (["NORMAL={P}", "PNEUMONIA={N}"], "class_subset='PNEUMONIA'"),
+    (["NORMAL"], "CLASS=TRIAL_DIR"),
+])
+def test_tstr_command_errors_name_the_problem(per_class_trials, tmp_path, capsys, generators, message):
+    import re
+
+    from study.cli import main
+
+    args = []
+    for g in generators:
+        args += ["--generator", g.format(N=per_class_trials / "NORMAL", P=per_class_trials / "PNEUMONIA")]
+    assert main(["tstr", *args, "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and len(err.strip().splitlines()) == 1, err

@@ -2,8 +2,8 @@
 
 * TRTR: train on real train, validate on real val (the baseline). Trained once per (data, resolution,
   classifier, epochs, patience, seed) and cached as JSON, so a study pays for it once, not per trial.
-* TSTR (seed 000): train only on `tstr_samples` synthetic labelled images from a conditional generator,
-  labels in the real training split's class ratio; validate on a held-out synthetic set (a fifth as many,
+* TSTR (seed 000): train only on `tstr_samples` synthetic labelled images from a conditional generator
+  (in a trial) or from one generator per class (`gan-study tstr`), labels in the real training split's ratio; validate on a held-out synthetic set (a fifth as many,
   another latent seed) or on real val (`tstr_validation`).
 * augment (seed 001): real train plus `augment_samples` synthetic images of the minority class (fewest
   real training images); `augment_gain` = its accuracy minus TRTR's.
@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,33 +30,22 @@ from trainers.evaluation.evaluator import sample_images
 
 DOWNSTREAM_ERROR = "downstream_error"
 TSTR_SEED, TSTR_VAL_SEED, AUGMENT_SEED = 2024, 2025, 2026  # latent seeds, distinct from FID's
+Sampler = Callable[[torch.Tensor, int], torch.Tensor]  # (labels, latent seed) -> images (N, 1, R, R) in [-1, 1]
 
 
 def run_downstream(cfg: TrialConfig, G: nn.Module, train_set: Any, *, device: torch.device | str = "cpu",
                    cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Metrics of every protocol in cfg.downstream, plus the TRTR baseline (keys prefixed tstr_/augment_/trtr_)."""
-    from trainers.data import default_cache_dir, load_split
-
-    cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    split = lambda s, **kw: load_split(cfg.data, s, cfg.resolution, hist_eq=cfg.hist_eq, seed=cfg.seed, **kw)  # noqa: E731
-    real_train, real_val, real_test = split("train", limit=cfg.data_limit), split("val"), split("test")
+    real_train, real_val, real_test = real_splits(cfg)
     names = real_train.class_names
     out: dict[str, Any] = {}
-    trtr = trtr_baseline(cfg, real_train, real_val, real_test, device, cache)
+    trtr = trtr_baseline(cfg, real_train, real_val, real_test, device, cache_dir)
     out.update({K.TRTR_PREFIX + k: v for k, v in trtr.items()})
     protocols = cfg.downstream_protocols
     test_x, test_y = real_test.to_tensor(), real_test.labels
 
     if "tstr" in protocols:
-        counts = np.bincount(real_train.labels, minlength=len(names))
-        labels = _labels_in_ratio(counts, cfg.tstr_samples)
-        x = sample_images(G, len(labels), cfg, device, labels=labels, seed=TSTR_SEED)
-        if cfg.tstr_validation == "synthetic":
-            val_labels = _labels_in_ratio(counts, max(2, cfg.tstr_samples // 5))
-            val_x, val_y = sample_images(G, len(val_labels), cfg, device, labels=val_labels, seed=TSTR_VAL_SEED), val_labels
-        else:
-            val_x, val_y = real_val.to_tensor(), torch.as_tensor(real_val.labels)
-        out.update(_protocol(K.TSTR_PREFIX, cfg, x, labels, val_x, val_y, test_x, test_y, names, device))
+        out.update(tstr(cfg, conditional_sampler(G, cfg, device), real_train, real_val, real_test, device))
 
     if "augment" in protocols:
         minority = int(np.argmin(np.bincount(real_train.labels, minlength=len(names))))
@@ -76,8 +66,57 @@ def run_downstream(cfg: TrialConfig, G: nn.Module, train_set: Any, *, device: to
     return out
 
 
+def conditional_sampler(G: nn.Module, cfg: TrialConfig, device: torch.device | str) -> Sampler:
+    """Labelled images from one conditional generator."""
+    return lambda labels, seed: sample_images(G, len(labels), cfg, device, labels=labels, seed=seed)
+
+
+def per_class_sampler(generators: dict[int, tuple[nn.Module, TrialConfig]], device: torch.device | str) -> Sampler:
+    """Labelled images from one generator per class (label -> (G, its config)), e.g. two
+    unconditional GANs trained with class_subset NORMAL and PNEUMONIA."""
+    def sample(labels: torch.Tensor, seed: int) -> torch.Tensor:
+        out: torch.Tensor | None = None
+        for label in labels.unique().tolist():
+            G, gcfg = generators[label]
+            idx = (labels == label).nonzero().flatten()
+            own = labels[idx] if gcfg.conditioning != "none" else None
+            x = sample_images(G, len(idx), gcfg, device, labels=own, seed=seed + 7919 * label)
+            out = x.new_empty((len(labels), *x.shape[1:])) if out is None else out
+            out[idx] = x
+        assert out is not None
+        return out
+    return sample
+
+
+def tstr(cfg: TrialConfig, sampler: Sampler, real_train: Any, real_val: Any, real_test: Any,
+         device: torch.device | str) -> dict[str, Any]:
+    """Train on cfg.tstr_samples synthetic images (labels in the real train ratio), test on real test."""
+    counts = np.bincount(real_train.labels, minlength=len(real_train.class_names))
+    labels = _labels_in_ratio(counts, cfg.tstr_samples)
+    x = sampler(labels, TSTR_SEED)
+    if cfg.tstr_validation == "synthetic":
+        val_y = _labels_in_ratio(counts, max(2, cfg.tstr_samples // 5))
+        val_x = sampler(val_y, TSTR_VAL_SEED)
+    else:
+        val_x, val_y = real_val.to_tensor(), torch.as_tensor(real_val.labels)
+    return _protocol(K.TSTR_PREFIX, cfg, x, labels, val_x, val_y, real_test.to_tensor(), real_test.labels,
+                     real_train.class_names, device)
+
+
+def real_splits(cfg: TrialConfig) -> tuple[Any, Any, Any]:
+    """The real train (all classes, cfg.data_limit), val and test splits at the trial's resolution."""
+    from trainers.data import load_split
+
+    split = lambda s, **kw: load_split(cfg.data, s, cfg.resolution, hist_eq=cfg.hist_eq, seed=cfg.seed, **kw)  # noqa: E731
+    return split("train", limit=cfg.data_limit), split("val"), split("test")
+
+
 def trtr_baseline(cfg: TrialConfig, train: Any, val: Any, test: Any, device: torch.device | str,
-                  cache: Path) -> dict[str, float]:
+                  cache_dir: str | Path | None = None) -> dict[str, float]:
+    """The real-data baseline, trained once per node and cached under cache_dir/downstream/."""
+    from trainers.data import default_cache_dir
+
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
     key = hashlib.sha1(f"{train.fingerprint}|{val.fingerprint}|{test.fingerprint}|{cfg.classifier}|"
                        f"{cfg.classifier_epochs}|{cfg.classifier_patience}|{cfg.seed}".encode()).hexdigest()[:16]
     path = cache / "downstream" / f"trtr-{cfg.classifier}-{cfg.resolution}px-{key}.json"
