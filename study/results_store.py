@@ -115,7 +115,7 @@ class ResultsStore(tune.Callback):
         self._trial_event(trial, "running", f"restarting from the last checkpoint after: {_error_line(trial)}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        metrics = {k: _plain(v) for k, v in result.items()
+        metrics = {k: plain_value(v) for k, v in result.items()
                    if k not in RAY_KEYS and not k.startswith("__") and not isinstance(v, (dict, list))}
         if isinstance(metrics.get(K.SAMPLE_PATH), str):  # journal it relative, so the study dir can move
             metrics[K.SAMPLE_PATH] = self.tables.relative(metrics[K.SAMPLE_PATH])
@@ -161,7 +161,7 @@ class ResultsStore(tune.Callback):
 
     def _append(self, record: dict[str, Any]) -> None:
         self.load()
-        line = json.dumps(record, default=_plain, allow_nan=True)
+        line = json.dumps(record, default=plain_value, allow_nan=True)
         with open(self.journal_path, "a") as f:
             f.write(line + "\n")
             f.flush()
@@ -218,8 +218,8 @@ def _error_line(trial: Any) -> str:
     return "trial failed (no error message recorded)"
 
 
-def _plain(value: Any) -> Any:
-    """JSON-able scalars (numpy numbers, paths)."""
+def plain_value(value: Any) -> Any:
+    """A JSON- and Parquet-able scalar: numpy numbers and 0-d tensors unwrapped, paths and others as str."""
     if hasattr(value, "item") and callable(value.item):
         try:
             return value.item()

@@ -24,6 +24,7 @@ from typing import Any
 
 from search_spaces.space import SearchSpace
 from study.layout import TRIALS_DIRNAME
+from study.results_store import plain_value
 from trainers import metric_keys as K
 from trainers.config import TrialConfig
 
@@ -66,7 +67,7 @@ def run_trial(config: dict, *, space: SearchSpace, study_dir: str, metric: str, 
     reported = []
 
     def reporter(metrics: dict, checkpoint_dir: Path | None) -> None:
-        payload = {k: _plain(v) for k, v in metrics.items()}
+        payload = {k: plain_value(v) for k, v in metrics.items()}
         # Ray rejects a result without the study's metric; "not measured at this report" is NaN.
         payload.setdefault(metric, math.nan)
         checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
@@ -77,7 +78,7 @@ def run_trial(config: dict, *, space: SearchSpace, study_dir: str, metric: str, 
     if not reported and summary:
         # The checkpoint we resumed from had already ended the run: report its final metrics again so
         # Ray (and the results store) see the trial's outcome.
-        payload = {k: _plain(v) for k, v in summary.items()}
+        payload = {k: plain_value(v) for k, v in summary.items()}
         payload.setdefault(metric, math.nan)
         tune.report(payload)
 
@@ -177,14 +178,3 @@ def load_train_set(cfg: TrialConfig, cache_dir: str = "") -> Any:
     with FileLock(str(lock_dir / f"train-{key}.lock")):
         return load_split(args.pop("source"), args.pop("split"), args.pop("resolution"),
                           cache_dir=cache_dir or None, **args)
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item") and callable(value.item):
-        try:
-            return value.item()
-        except (ValueError, TypeError):
-            pass
-    if isinstance(value, Path):
-        return str(value)
-    return value
