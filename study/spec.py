@@ -16,6 +16,7 @@ from search_spaces.space import SCHEDULERS, SEARCHES, SearchSpace, check_metric,
 from study.layout import RAY_DIRNAME, STUDY_FILE
 from trainers import metric_keys as K
 from trainers.atomic import atomic_path
+from trainers.config import TrialConfig
 from trainers.errors import UserError
 
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "hdfs://")
@@ -151,11 +152,15 @@ def _check_intermediate_metric(spec: StudySpec, space: SearchSpace) -> None:
     evaluated = {K.FID, K.KID_MEAN, K.KID_STD, K.PRECISION, K.RECALL, K.MS_SSIM_DIVERSITY, K.MEMORISATION_RATIO,
                  K.MEMORISATION_MIN_DIST}
     if spec.metric in evaluated or spec.metric.startswith(K.FID_PER_CLASS_PREFIX):
-        fid_every = space.fixed.get("fid_every", 0) if "fid_every" not in space.dims else 1
-        if not fid_every:
-            raise UserError(f"--scheduler {spec.scheduler} compares {spec.metric!r} part-way, but fid_every=0 "
-                            "evaluates only at the end; add --set fid_every=1 (every report) or choose another "
-                            "--metric such as d_loss_mean")
+        if "fid_every" in space.dims:
+            return
+        raw = space.fixed.get("fid_every", TrialConfig.fid_every)
+        device = "cuda" if spec.gpus_per_trial > 0 else "cpu"
+        if not TrialConfig.from_dict({"name": "check", "fid_every": raw}).fid_cadence(device):
+            where = f" on {device.upper()} trials (auto)" if raw == -1 else ""
+            raise UserError(f"--scheduler {spec.scheduler} compares {spec.metric!r} part-way, but fid_every={raw} "
+                            f"evaluates only at the end{where}; add --set fid_every=1 (every report) or choose "
+                            "another --metric such as d_loss_mean")
 
 
 def read_spec(study_dir: str | Path) -> StudySpec:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from trainers.config import TrialConfig, load_config
+from trainers.config import GPU_FID_EVERY, TrialConfig, load_config
 from trainers.errors import ConfigError, UserError
 
 
@@ -58,3 +58,13 @@ def test_bad_config_files_give_one_line_errors(tmp_path):
     lst.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="flat mapping"):
         load_config(lst)
+
+
+def test_automatic_fid_cadence_fits_the_device():
+    auto = TrialConfig.from_dict({"name": "a"})
+    assert auto.fid_every == -1
+    assert auto.fid_cadence("cuda") == GPU_FID_EVERY and auto.fid_cadence("cpu") == 0  # CPU: only at the end
+    fixed = TrialConfig.from_dict({"name": "f", "fid_every": 2})
+    assert fixed.fid_cadence("cpu") == fixed.fid_cadence("cuda") == 2
+    with pytest.raises(ConfigError, match="fid_every"):
+        TrialConfig.from_dict({"name": "bad", "fid_every": -2})

@@ -29,10 +29,12 @@ def test_pbt_with_a_searcher_is_rejected(tmp_path):
 
 
 def test_asha_on_fid_needs_intermediate_fid(tmp_path):
-    with pytest.raises(UserError, match=r"fid_every=0 .* --set fid_every=1"):
+    with pytest.raises(UserError, match=r"fid_every=-1 evaluates only at the end on CPU trials \(auto\); add --set fid_every=1"):
         new_spec(out=str(tmp_path / "s"), space="smoke", scheduler="asha")
     spec = new_spec(out=str(tmp_path / "s"), space="smoke", scheduler="asha", overrides={"fid_every": 1})
     assert spec.scheduler == "asha"
+    # On GPU trials the automatic cadence evaluates part-way, so ASHA on FID is allowed as it is.
+    assert new_spec(out=str(tmp_path / "g"), space="smoke", scheduler="asha", gpus_per_trial=0.5).scheduler == "asha"
 
 
 def test_downstream_metric_cannot_drive_asha(tmp_path):

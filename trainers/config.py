@@ -23,6 +23,7 @@ CONDITIONINGS = ("none", "acgan", "cgan")
 LOSSES = ("bce", "bce_minimax", "lsgan", "hinge", "wgan_gp")
 OPTIMIZERS = ("adam", "adas", "sgd", "rmsprop")
 DEVICES = ("auto", "cpu", "cuda")
+GPU_FID_EVERY = 5  # fid_every=-1 (auto) on CUDA
 EXTRACTORS = ("domain", "inception")
 INCEPTION_DIMS = (64, 192, 768, 2048)
 DOWNSTREAM_PROTOCOLS = ("tstr", "augment")
@@ -88,7 +89,9 @@ class TrialConfig:
     collapse_threshold: float = 0.05  # across/within-sample std of the sample grid below this = mode collapse
 
     # --- evaluation (FID etc.); 0 disables
-    fid_every: int = 0  # reports between FID/KID evaluations (0 = only at the end if eval_at_end)
+    # Reports between FID/KID evaluations; 0 = only at the end (eval_at_end); -1 = auto: every
+    # GPU_FID_EVERY reports on CUDA (seconds each), only at the end on CPU (see fid_cadence).
+    fid_every: int = -1
     eval_at_end: bool = True  # FID/KID/precision/recall at the end of training
     eval_samples: int = 1024  # N synthetic and N real images per FID; stored with every value
     extractor: str = "domain"  # domain (chest-X-ray CNN, offline) | inception (pt_inception-2015-12-05)
@@ -140,7 +143,7 @@ class TrialConfig:
         _range("report_every", self.report_every, 1, 10**9)
         _range("d_steps", self.d_steps, 1, 100)
         _range("checkpoint_every", self.checkpoint_every, 0, 10**9)
-        _range("fid_every", self.fid_every, 0, 10**9)
+        _range("fid_every", self.fid_every, -1, 10**9)
         _range("eval_samples", self.eval_samples, 2, 10**7)
         _range("data_limit", self.data_limit, 0, 10**9)
         _range("sample_grid", self.sample_grid, 1, 1024)
@@ -173,6 +176,17 @@ class TrialConfig:
     @property
     def downstream_protocols(self) -> list[str]:
         return [p.strip() for p in self.downstream.split(",") if p.strip()]
+
+    def fid_cadence(self, device_type: str) -> int:
+        """Reports between FID evaluations on this device (0 = only at the end).
+
+        fid_every=-1 (auto) fits the device: a GPU evaluates every GPU_FID_EVERY reports, giving the
+        within-trial D-loss/FID curves; on a CPU each evaluation costs seconds (domain extractor) to
+        minutes (Inception), so only the end is evaluated. Values do not depend on the cadence.
+        """
+        if self.fid_every >= 0:
+            return self.fid_every
+        return GPU_FID_EVERY if device_type == "cuda" else 0
 
     @property
     def ttur(self) -> bool:

@@ -87,6 +87,7 @@ def train(
     out_dir = Path(out_dir)
     (out_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
+    fid_every = cfg.fid_cadence(device.type)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     gen = seed_everything(cfg.seed)
@@ -271,7 +272,7 @@ def train(
             K.SAMPLE_PATH: str(sample_file), K.SAMPLE_DIVERSITY: sample_diversity(samples),
         }
         images_seen, train_time = 0, 0.0
-        wants_eval = (cfg.fid_every and state["reports"] % cfg.fid_every == 0) or (ended and cfg.eval_at_end)
+        wants_eval = (fid_every and state["reports"] % fid_every == 0) or (ended and cfg.eval_at_end)
         if wants_eval or (ended and cfg.downstream_protocols):
             evaluator = evaluator or _build_evaluator(cfg, train_set, device)
             if wants_eval:
