@@ -14,6 +14,7 @@ Per trial it:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -61,7 +62,7 @@ def run_trial(config: dict, *, space: SearchSpace, study_dir: str, metric: str, 
     cfg = space.resolve(config)
     cfg = cfg.replace(device=pick_device(cfg.device, trial_id),
                       num_threads=cfg.num_threads or max(1, int(cpus_per_trial)))
-    restore_checkpoint(tune.get_checkpoint(), out_dir, cfg)
+    ray_step = restore_checkpoint(tune.get_checkpoint(), out_dir, cfg)
     train_set = load_train_set(cfg, cache_dir)
 
     reported = []
@@ -74,6 +75,8 @@ def run_trial(config: dict, *, space: SearchSpace, study_dir: str, metric: str, 
         reported.append(payload.get(K.ITERATION))
         tune.report(payload, checkpoint=checkpoint)
 
+    for record in replay_reports(out_dir, ray_step):
+        reporter(record, None)
     summary = train(cfg, out_dir, reporter=reporter, resume=True, train_set=train_set)
     if not reported and summary:
         # The checkpoint we resumed from had already ended the run: report its final metrics again so
@@ -102,8 +105,12 @@ def pick_device(requested: str, trial_id: str = "") -> str:
     return "cpu"
 
 
-def restore_checkpoint(checkpoint: Any, out_dir: Path, cfg: TrialConfig) -> None:
-    """Put the checkpoint this trial must continue from at out_dir/checkpoint/checkpoint.pt."""
+def restore_checkpoint(checkpoint: Any, out_dir: Path, cfg: TrialConfig) -> int:
+    """Put the checkpoint this trial must continue from at out_dir/checkpoint/checkpoint.pt.
+
+    Returns the step of the checkpoint Ray knows (0 for none): when the trial's own checkpoint is
+    newer, the reports between the two may never have reached the driver (see `replay_reports`).
+    """
     from trainers.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 
     local = checkpoint_path(out_dir)
@@ -111,7 +118,7 @@ def restore_checkpoint(checkpoint: Any, out_dir: Path, cfg: TrialConfig) -> None
     if checkpoint is None:
         if local_state is not None and local_state["config"] != _comparable(cfg):
             local.unlink()  # a leftover of another config: start this one fresh
-        return
+        return 0
     with checkpoint.as_directory() as d:
         ray_file = Path(d) / CHECKPOINT_FILE
         ray_state = _read_state(ray_file)
@@ -119,10 +126,10 @@ def restore_checkpoint(checkpoint: Any, out_dir: Path, cfg: TrialConfig) -> None
             raise FileNotFoundError(f"Ray checkpoint {d} holds no {CHECKPOINT_FILE}")
         if local_state is not None and local_state["config"] == _comparable(cfg) and \
                 local_state["step"] >= ray_state["step"]:
-            return  # our own newer checkpoint: continue from it, the loop is exact either way
+            return ray_state["step"]  # our own newer checkpoint: continue from it, the loop is exact either way
         if ray_state["config"] == _comparable(cfg):
             _copy_atomic(ray_file, local)
-            return
+            return ray_state["step"]
         # A checkpoint of another config: PBT exploited a better trial and mutated the config. Carry the
         # weights over, and set the mutated learning rates into the optimiser states, which would otherwise
         # restore the donor's.
@@ -134,6 +141,24 @@ def restore_checkpoint(checkpoint: Any, out_dir: Path, cfg: TrialConfig) -> None
         save_checkpoint(state, local)
         logger.info("trial %s: continuing from a checkpoint of another config (PBT exploit) at step %s",
                     out_dir.name, ray_state["step"])
+        return ray_state["step"]
+
+
+def replay_reports(out_dir: Path, after_step: int) -> list[dict]:
+    """The trial's own reports past `after_step`, up to the checkpoint it continues from.
+
+    A worker killed (node lost) after its loop wrote a report and a checkpoint, but before Ray
+    delivered the report to the driver, resumes past that report and would never send it again:
+    these are sent again, and the results store keeps one row per (trial, iteration).
+    """
+    from trainers.checkpoint import checkpoint_path
+    from trainers.loop import METRICS_FILE
+
+    state, log = _read_state(checkpoint_path(out_dir)), out_dir / METRICS_FILE
+    if state is None or not log.is_file():
+        return []
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [r for r in records if after_step < int(r.get(K.ITERATION, 0)) <= state["step"]]
 
 
 def _comparable(cfg: TrialConfig) -> dict:

@@ -266,7 +266,7 @@ class _RayCheckpoint:
 def test_restores_prefer_the_newest_checkpoint_and_retarget_pbt_exploits(tmp_path):
     import torch
 
-    from study.trainable import restore_checkpoint
+    from study.trainable import replay_reports, restore_checkpoint
     from trainers.checkpoint import load_checkpoint
     from trainers.loop import train
 
@@ -286,8 +286,11 @@ def test_restores_prefer_the_newest_checkpoint_and_retarget_pbt_exploits(tmp_pat
 
     # Own trial: a newer local checkpoint (driver killed after the trial wrote it) is kept.
     train(cfg, tmp_path / "own")  # step 20
-    restore_checkpoint(donor, tmp_path / "own", cfg)  # Ray only knew step 10
+    assert restore_checkpoint(donor, tmp_path / "own", cfg) == 10  # Ray only knew step 10
     assert load_checkpoint(tmp_path / "own" / "checkpoint" / "checkpoint.pt")["loop"]["step"] == 20
+    # The report of step 20 may never have reached the driver: it is sent again before training goes on.
+    assert [r["iteration"] for r in replay_reports(tmp_path / "own", 10)] == [20]
+    assert replay_reports(tmp_path / "own", 20) == []
     # No Ray checkpoint and a leftover of another config: start fresh.
     restore_checkpoint(None, tmp_path / "own", cfg.replace(seed=1))
     assert not (tmp_path / "own" / "checkpoint" / "checkpoint.pt").exists()
