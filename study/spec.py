@@ -16,7 +16,7 @@ from search_spaces.space import SCHEDULERS, SEARCHES, SearchSpace, check_metric,
 from study.layout import RAY_DIRNAME, STUDY_FILE
 from trainers import metric_keys as K
 from trainers.atomic import atomic_path
-from trainers.config import TrialConfig
+from trainers.config import TrialConfig, fid_cadence
 from trainers.errors import UserError
 
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "hdfs://")
@@ -156,7 +156,7 @@ def _check_intermediate_metric(spec: StudySpec, space: SearchSpace) -> None:
             return
         raw = space.fixed.get("fid_every", TrialConfig.fid_every)
         device = "cuda" if spec.gpus_per_trial > 0 else "cpu"
-        if not TrialConfig.from_dict({"name": "check", "fid_every": raw}).fid_cadence(device):
+        if not fid_cadence(raw, device):
             where = f" on {device.upper()} trials (auto)" if raw == -1 else ""
             raise UserError(f"--scheduler {spec.scheduler} compares {spec.metric!r} part-way, but fid_every={raw} "
                             f"evaluates only at the end{where}; add --set fid_every=1 (every report) or choose "

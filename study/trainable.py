@@ -65,25 +65,16 @@ def run_trial(config: dict, *, space: SearchSpace, study_dir: str, metric: str, 
     ray_step = restore_checkpoint(tune.get_checkpoint(), out_dir, cfg)
     train_set = load_train_set(cfg, cache_dir)
 
-    reported = []
-
     def reporter(metrics: dict, checkpoint_dir: Path | None) -> None:
         payload = {k: plain_value(v) for k, v in metrics.items()}
         # Ray rejects a result without the study's metric; "not measured at this report" is NaN.
         payload.setdefault(metric, math.nan)
         checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        reported.append(payload.get(K.ITERATION))
         tune.report(payload, checkpoint=checkpoint)
 
     for record in replay_reports(out_dir, ray_step):
         reporter(record, None)
-    summary = train(cfg, out_dir, reporter=reporter, resume=True, train_set=train_set)
-    if not reported and summary:
-        # The checkpoint we resumed from had already ended the run: report its final metrics again so
-        # Ray (and the results store) see the trial's outcome.
-        payload = {k: plain_value(v) for k, v in summary.items()}
-        payload.setdefault(metric, math.nan)
-        tune.report(payload)
+    train(cfg, out_dir, reporter=reporter, resume=True, train_set=train_set)
 
 
 def pick_device(requested: str, trial_id: str = "") -> str:
@@ -149,7 +140,9 @@ def replay_reports(out_dir: Path, after_step: int) -> list[dict]:
 
     A worker killed (node lost) after its loop wrote a report and a checkpoint, but before Ray
     delivered the report to the driver, resumes past that report and would never send it again:
-    these are sent again, and the results store keeps one row per (trial, iteration).
+    these are sent again, and the results store keeps one row per (trial, iteration). When that
+    checkpoint already ended the run, the loop reports nothing more, so its final report is always
+    sent: Ray and the store then see the trial's outcome.
     """
     from trainers.checkpoint import checkpoint_path
     from trainers.loop import METRICS_FILE
@@ -157,8 +150,9 @@ def replay_reports(out_dir: Path, after_step: int) -> list[dict]:
     state, log = _read_state(checkpoint_path(out_dir)), out_dir / METRICS_FILE
     if state is None or not log.is_file():
         return []
+    after = min(after_step, state["step"] - 1) if state["ended"] else after_step
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return [r for r in records if after_step < int(r.get(K.ITERATION, 0)) <= state["step"]]
+    return [r for r in records if after < int(r.get(K.ITERATION, 0)) <= state["step"]]
 
 
 def _comparable(cfg: TrialConfig) -> dict:
@@ -173,7 +167,9 @@ def _read_state(path: Path) -> dict | None:
 
     ck = load_checkpoint(path)
     config = {k: v for k, v in ck.get("config", {}).items() if k not in ("device", "num_threads")}
-    return {"config": config, "step": int(ck.get("loop", {}).get("step", 0))}
+    loop = ck.get("loop", {})
+    return {"config": config, "step": int(loop.get("step", 0)),
+            "ended": loop.get("status", K.STATUS_RUNNING) != K.STATUS_RUNNING}
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
@@ -191,15 +187,12 @@ def data_args(cfg: TrialConfig) -> dict[str, Any]:
 
 def load_train_set(cfg: TrialConfig, cache_dir: str = "") -> Any:
     """Load the training split through the on-disk cache; one process per node fills it (file lock)."""
-    from filelock import FileLock
-
+    from trainers.atomic import build_lock
     from trainers.data import default_cache_dir, load_split
 
     args = data_args(cfg)
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    lock_dir = root / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha1(repr(sorted(args.items())).encode()).hexdigest()[:16]
-    with FileLock(str(lock_dir / f"train-{key}.lock")):
+    with build_lock(root / "locks" / f"train-{key}"):
         return load_split(args.pop("source"), args.pop("split"), args.pop("resolution"),
                           cache_dir=cache_dir or None, **args)

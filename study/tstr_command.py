@@ -16,6 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
+from trainers import metric_keys as K
 from trainers.atomic import atomic_path
 from trainers.config import CLASSIFIERS, TSTR_VALIDATION
 from trainers.errors import UserError
@@ -74,7 +75,7 @@ def run(generators: dict[str, str], *, n: int, data: str = "", classifier: str =
         raise UserError(f"--generator must name each class of {cfg.data} exactly once: "
                         f"classes {', '.join(names)}; missing {missing or 'none'}, unknown {unknown or 'none'}")
     sampler = per_class_sampler({names.index(c): g for c, g in loaded.items()}, device)
-    metrics = {"trtr_" + k: v for k, v in trtr_baseline(cfg, real_train, real_val, real_test, device).items()}
+    metrics = {K.TRTR_PREFIX + k: v for k, v in trtr_baseline(cfg, real_train, real_val, real_test, device).items()}
     metrics.update(tstr(cfg, sampler, real_train, real_val, real_test, device))
     metrics.update(generators={c: str(p) for c, p in generators.items()}, data=cfg.data,
                    resolution=cfg.resolution, classifier=classifier, tstr_samples=n, tstr_validation=validation)
@@ -92,8 +93,9 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(metrics, indent=1))
-    names = tuple(k[len("tstr_precision_"):] for k in metrics if k.startswith("tstr_precision_"))
+    precision = K.TSTR_PREFIX + "precision_"
+    names = tuple(k[len(precision):] for k in metrics if k.startswith(precision))
     if names:  # absent when a generator produced non-finite images (NaN metrics, downstream_error)
-        print(format_classification_report(metrics, names, prefix="tstr_"))
+        print(format_classification_report(metrics, names, prefix=K.TSTR_PREFIX))
     print(f"TSTR accuracy {metrics['tstr_accuracy']:.3f} (TRTR {metrics['trtr_accuracy']:.3f}); wrote {out}")
     return 0

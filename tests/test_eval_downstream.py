@@ -90,7 +90,7 @@ def test_unconditional_augmentation_adds_minority_class_images(tmp_path):
     cfg = TrialConfig.from_dict(dict(name="aug", data="phantom", downstream="augment", class_subset="NORMAL",
                                      augment_samples=50, classifier_epochs=1, data_limit=300, resolution=32))
     G = _Constant(-0.5, 32)
-    out = protocols.run_downstream(cfg, G, None, cache_dir=tmp_path)
+    out = protocols.run_downstream(cfg, G, cache_dir=tmp_path)
     assert all(y is None for y in G.seen)  # unconditional: sampled without labels
     assert 0.0 <= out[K.AUGMENT_PREFIX + K.ACCURACY] <= 1.0 and math.isfinite(out[K.AUGMENT_GAIN])
     assert K.TSTR_PREFIX + K.ACCURACY not in out
@@ -100,7 +100,7 @@ def test_augmentation_trained_on_the_wrong_class_is_refused(tmp_path):
     cfg = TrialConfig.from_dict(dict(name="aug", data="phantom", downstream="augment", class_subset="PNEUMONIA",
                                      augment_samples=20, classifier_epochs=1, data_limit=200, resolution=32))
     with pytest.raises(ConfigError, match="class_subset='NORMAL'"):
-        protocols.run_downstream(cfg, _Constant(0.0, 32), None, cache_dir=tmp_path)
+        protocols.run_downstream(cfg, _Constant(0.0, 32), cache_dir=tmp_path)
 
 
 @pytest.mark.parametrize("settings, key", [
@@ -118,7 +118,7 @@ def test_diverged_generator_gives_nan_downstream_metrics_with_a_reason(tmp_path)
     cfg = TrialConfig.from_dict(dict(name="nan", data="phantom", conditioning="acgan", downstream="tstr,augment",
                                      tstr_samples=40, augment_samples=20, classifier_epochs=1, data_limit=200,
                                      resolution=32))
-    out = protocols.run_downstream(cfg, _Constant(math.nan, 32), None, cache_dir=tmp_path)
+    out = protocols.run_downstream(cfg, _Constant(math.nan, 32), cache_dir=tmp_path)
     assert math.isnan(out[K.TSTR_PREFIX + K.ACCURACY]) and math.isnan(out[K.AUGMENT_GAIN])
     assert "non-finite" in out[protocols.DOWNSTREAM_ERROR]
     assert 0.0 <= out[K.TRTR_PREFIX + K.ACCURACY] <= 1.0  # the real baseline is unaffected

@@ -288,9 +288,19 @@ def test_restores_prefer_the_newest_checkpoint_and_retarget_pbt_exploits(tmp_pat
     train(cfg, tmp_path / "own")  # step 20
     assert restore_checkpoint(donor, tmp_path / "own", cfg) == 10  # Ray only knew step 10
     assert load_checkpoint(tmp_path / "own" / "checkpoint" / "checkpoint.pt")["loop"]["step"] == 20
-    # The report of step 20 may never have reached the driver: it is sent again before training goes on.
+    # The report of step 20 may never have reached the driver: it is sent again before training goes on;
+    # the run had ended there, so its final report is sent even when Ray knew that checkpoint.
     assert [r["iteration"] for r in replay_reports(tmp_path / "own", 10)] == [20]
-    assert replay_reports(tmp_path / "own", 20) == []
+    assert [r["iteration"] for r in replay_reports(tmp_path / "own", 20)] == [20]
+    # A run still going: only the reports past Ray's checkpoint, up to the local one.
+    def stop_at_20(metrics, _):
+        if metrics["iteration"] == 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg.replace(iterations=40), tmp_path / "going", reporter=stop_at_20)
+    assert [r["iteration"] for r in replay_reports(tmp_path / "going", 10)] == [20]
+    assert replay_reports(tmp_path / "going", 20) == []
     # No Ray checkpoint and a leftover of another config: start fresh.
     restore_checkpoint(None, tmp_path / "own", cfg.replace(seed=1))
     assert not (tmp_path / "own" / "checkpoint" / "checkpoint.pt").exists()

@@ -34,6 +34,18 @@ TSTR_VALIDATION = ("synthetic", "real")
 from trainers.errors import ConfigError  # noqa: E402  (re-exported)
 
 
+def fid_cadence(fid_every: int, device_type: str) -> int:
+    """Reports between FID evaluations for a `fid_every` setting on a device (0 = only at the end).
+
+    fid_every=-1 (auto) fits the device: a GPU evaluates every GPU_FID_EVERY reports, giving the
+    within-trial D-loss/FID curves; on a CPU each evaluation costs seconds (domain extractor) to
+    minutes (Inception), so only the end is evaluated. Values do not depend on the cadence.
+    """
+    if fid_every >= 0:
+        return fid_every
+    return GPU_FID_EVERY if device_type == "cuda" else 0
+
+
 @dataclass
 class TrialConfig:
     # --- identity
@@ -178,15 +190,8 @@ class TrialConfig:
         return [p.strip() for p in self.downstream.split(",") if p.strip()]
 
     def fid_cadence(self, device_type: str) -> int:
-        """Reports between FID evaluations on this device (0 = only at the end).
-
-        fid_every=-1 (auto) fits the device: a GPU evaluates every GPU_FID_EVERY reports, giving the
-        within-trial D-loss/FID curves; on a CPU each evaluation costs seconds (domain extractor) to
-        minutes (Inception), so only the end is evaluated. Values do not depend on the cadence.
-        """
-        if self.fid_every >= 0:
-            return self.fid_every
-        return GPU_FID_EVERY if device_type == "cuda" else 0
+        """Reports between FID evaluations on this device (0 = only at the end); see `fid_cadence`."""
+        return fid_cadence(self.fid_every, device_type)
 
     @property
     def ttur(self) -> bool:

@@ -147,7 +147,7 @@ class Evaluator:
             return {}
         from trainers.evaluation.protocols import run_downstream
 
-        return run_downstream(self.cfg, G, self.train_set, device=self.device, cache_dir=self.cache_dir)
+        return run_downstream(self.cfg, G, device=self.device, cache_dir=self.cache_dir)
 
 
 def calculate_metrics(real_images: torch.Tensor, fake_images: torch.Tensor, *, extractor: Any) -> dict[str, float]:

@@ -33,9 +33,13 @@ TSTR_SEED, TSTR_VAL_SEED, AUGMENT_SEED = 2024, 2025, 2026  # latent seeds, disti
 Sampler = Callable[[torch.Tensor, int], torch.Tensor]  # (labels, latent seed) -> images (N, 1, R, R) in [-1, 1]
 
 
-def run_downstream(cfg: TrialConfig, G: nn.Module, train_set: Any, *, device: torch.device | str = "cpu",
+def run_downstream(cfg: TrialConfig, G: nn.Module, *, device: torch.device | str = "cpu",
                    cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """Metrics of every protocol in cfg.downstream, plus the TRTR baseline (keys prefixed tstr_/augment_/trtr_)."""
+    """Metrics of every protocol in cfg.downstream, plus the TRTR baseline (keys prefixed tstr_/augment_/trtr_).
+
+    The real splits are loaded here (from the on-disk cache), not taken from the trial: a trial
+    trained on one class (class_subset) still needs every class for the classifiers.
+    """
     real_train, real_val, real_test = real_splits(cfg)
     names = real_train.class_names
     out: dict[str, Any] = {}
