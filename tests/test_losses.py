@@ -105,3 +105,18 @@ def test_gradient_penalty_on_real_discriminator_and_zero_for_other_losses():
     gp = GanLoss(cfg).gradient_penalty(D, real, fake, y)
     assert gp.item() > 0 and gp.dim() == 0
     assert _loss("bce").gradient_penalty(D, real, fake, y).item() == 0.0
+
+
+@pytest.mark.parametrize("kind", ["bce", "bce_minimax", "lsgan", "hinge", "wgan_gp"])
+def test_chance_level_is_the_loss_of_the_best_non_discriminating_d(kind):
+    """T0's chance level: a D with one constant output for real and fake alike, at its best constant."""
+    loss = GanLoss(TrialConfig(loss=kind, d_norm="layer"))
+    grid = torch.linspace(-3, 3, 6001)  # constant outputs c, step 0.001
+    values = torch.stack([loss.d_loss(c.repeat(8), c.repeat(8)) for c in grid])
+    assert float(values.min()) == pytest.approx(loss.chance_level(), abs=1e-6)
+    # No non-discriminating D does better, and one that knows real from fake does.
+    assert float(values.min()) >= loss.chance_level() - 1e-6
+    real_out, fake_out = {"lsgan": (1.0, 0.0)}.get(kind, (3.0, -3.0))  # a D that tells them apart
+    assert float(loss.d_loss(torch.full((8,), real_out), torch.full((8,), fake_out))) < loss.chance_level()
+    if kind == "lsgan":  # the logit-0 D is not at chance for least squares
+        assert float(loss.d_loss(torch.zeros(8), torch.zeros(8))) == pytest.approx(1.0) != loss.chance_level()

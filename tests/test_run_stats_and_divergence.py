@@ -42,7 +42,8 @@ def test_t0_is_zero_without_a_low_phase_and_censored_when_never_left():
     chance = 2 * math.log(2)
     never_low = T0Tracker(chance=chance)
     never_low.update(np.full(100, 1.2))
-    assert never_low.value() == 0.0
+    # Not known mid-run (D may still enter the phase): NaN, never 0 first and a number later.
+    assert math.isnan(never_low.value()) and never_low.value(final=True) == 0.0
     stuck = T0Tracker(chance=chance)
     stuck.update(np.r_[np.full(5, chance), np.full(95, 0.01)])
     assert math.isnan(stuck.value()) and stuck.value(final=True) == 100 and stuck.censored
@@ -77,3 +78,18 @@ def test_detector_flags_mode_collapse_from_samples():
     assert "mode collapse" in det.check_samples(collapsed)
     fresh = DivergenceDetector(collapse_threshold=0.05)
     assert fresh.check_samples(untrained) == "" and fresh.check_samples(untrained) == ""
+
+
+def test_reported_t0_never_changes_once_a_number():
+    """A late low phase: mid-run reports are NaN until the phase ends, then that value for good."""
+    chance = 2 * math.log(2)
+    t = T0Tracker(chance=chance)
+    seen = []
+    losses = np.r_[np.full(300, 1.3), np.full(200, 0.05), np.full(300, 1.3)]
+    for chunk in np.split(losses, 16):
+        t.update(chunk)
+        seen.append(t.value())
+    numbers = [v for v in seen if not math.isnan(v)]
+    assert numbers and len(set(numbers)) == 1 and numbers[0] > 500
+    first = seen.index(numbers[0])
+    assert all(math.isnan(v) for v in seen[:first]) and all(v == numbers[0] for v in seen[first:])

@@ -1,7 +1,8 @@
 """The training loop: one GAN configuration, trained and measured. Usable without Ray.
 
-Read `train()` top to bottom: update D (d_steps times), then G, each under a comment naming its
-objective (pytorch/examples dcgan). Everything else — statistics, divergence checks, reports,
+`gan_step()` is one iteration on one screen: update D (d_steps times), then G, each under a comment
+naming its objective (pytorch/examples dcgan). `TrainingState` saves and loads everything a run needs
+to continue exactly. `train()` runs the steps; everything else — statistics, divergence checks, reports,
 checkpoints — happens at chunk boundaries so the hot loop never waits on a device sync.
 
 Example:
@@ -37,7 +38,6 @@ METRICS_FILE = "metrics.jsonl"  # one line per report
 ITERATIONS_FILE = "iterations.csv"  # one line per iteration: the raw per-step signals
 SUMMARY_FILE = "summary.json"
 SAMPLES_DIR = "samples"
-ITERATION_COLUMNS = ("iteration", K.LOSS_D, K.LOSS_G, K.D_X, K.D_G_Z, K.GRAD_NORM_D, K.GRAD_NORM_G)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -58,6 +58,145 @@ def seed_everything(seed: int) -> torch.Generator:
     gen = torch.Generator()
     gen.manual_seed(seed)
     return gen
+
+
+def signal_columns(cfg: TrialConfig) -> tuple[str, ...]:
+    """Per-iteration signals of a config (iterations.csv after `iteration`): aux/GP only where they exist."""
+    cols = (K.LOSS_D, K.LOSS_G, K.D_X, K.D_G_Z, K.GRAD_NORM_D, K.GRAD_NORM_G)
+    if cfg.conditioning == "acgan":
+        cols += (K.AUX_LOSS_D, K.AUX_LOSS_G)
+    if cfg.loss == "wgan_gp":
+        cols += (K.GRADIENT_PENALTY,)
+    return cols
+
+
+class Batches:
+    """Real batches drawn without replacement from a seeded permutation, and latent/label draws.
+
+    The split lives on the device as uint8, so the data path costs one index + one scale per batch.
+    """
+
+    def __init__(self, train_set: Any, cfg: TrialConfig, gen: torch.Generator, device: torch.device):
+        self.images = torch.from_numpy(np.ascontiguousarray(train_set.images)).to(device).unsqueeze(1)
+        self.labels = torch.as_tensor(train_set.labels, dtype=torch.long).to(device)
+        self.n = self.images.shape[0]
+        self.cfg, self.gen, self.device = cfg, gen, device
+        self.conditional = cfg.conditioning != "none"
+        self.perm = torch.randperm(self.n, generator=gen)
+        self.pos = 0
+
+    def real(self) -> tuple[torch.Tensor, torch.Tensor]:
+        B = self.cfg.batch_size
+        if self.pos + B > self.n:  # a new epoch reshuffles
+            self.perm = torch.randperm(self.n, generator=self.gen)
+            self.pos = 0
+        idx = self.perm[self.pos: self.pos + B].to(self.device)
+        self.pos += B
+        return self.images.index_select(0, idx).float().div_(127.5).sub_(1.0), self.labels.index_select(0, idx)
+
+    def noise(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        cfg = self.cfg
+        z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=self.gen).to(self.device)
+        y = (torch.randint(0, cfg.num_classes, (cfg.batch_size,), generator=self.gen).to(self.device)
+             if self.conditional else None)
+        return z, y
+
+
+def gan_step(G: torch.nn.Module, D: torch.nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+             loss_fn: GanLoss, batches: Batches, cfg: TrialConfig, amp: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """One iteration: cfg.d_steps D updates, then one G update (pytorch/examples dcgan).
+
+    Returns device tensors, never synced here: per D step (d_steps, 6) = adversarial D loss, aux class
+    loss, gradient penalty, D(x), D(G(z)), |grad D|; and the G step (3,) = adversarial G loss, aux class
+    loss, |grad G|. The adversarial parts are what the D-loss statistics and T0 describe.
+    """
+    cond = batches.conditional
+    zero = torch.zeros((), device=batches.device)
+    d_rows = []
+    for _ in range(cfg.d_steps):
+        # (1) Update D: maximise log D(x) + log(1 - D(G(z))) (or the configured objective)
+        real, y_real = batches.real()
+        z, y_fake = batches.noise()
+        with amp:
+            fake = G(z, y_fake)
+            real_logits, real_cls = D(real, y_real if cond else None)
+            fake_logits, fake_cls = D(fake.detach(), y_fake)
+            adv_d = loss_fn.d_loss(real_logits.float(), fake_logits.float())
+            aux_d = (loss_fn.aux_loss(real_cls.float(), y_real) + loss_fn.aux_loss(fake_cls.float(), y_fake)
+                     if real_cls is not None else zero)
+        loss_d = adv_d + cfg.aux_weight * aux_d if real_cls is not None else adv_d
+        gp = loss_fn.gradient_penalty(D, real, fake.detach(), y_real if cond else None)
+        if cfg.loss == "wgan_gp":
+            loss_d = loss_d + gp
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        gn_d = _grad_norm(D)
+        opt_d.step()
+        with torch.no_grad():
+            d_rows.append(torch.stack([adv_d.detach(), aux_d.detach(), gp.detach(),
+                                       loss_fn.score(real_logits.detach().float()).mean(),
+                                       loss_fn.score(fake_logits.detach().float()).mean(), gn_d.to(adv_d.device)]))
+    # (2) Update G: make D call G(z) real (non-saturating unless configured otherwise)
+    with amp:
+        gen_logits, gen_cls = D(fake, y_fake)
+        adv_g = loss_fn.g_loss(gen_logits.float())
+        aux_g = loss_fn.aux_loss(gen_cls.float(), y_fake) if gen_cls is not None else zero
+    loss_g = adv_g + cfg.aux_weight * aux_g if gen_cls is not None else adv_g
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    gn_g = _grad_norm(G)
+    opt_g.step()
+    return torch.stack(d_rows), torch.stack([adv_g.detach(), aux_g.detach(), gn_g.to(adv_g.device)])
+
+
+class TrainingState:
+    """Everything a run needs to continue exactly, saved and loaded by one paired piece of code."""
+
+    LOOP_KEYS = ("step", "wall_s", "reports", "status", "reason")
+
+    def __init__(self, cfg: TrialConfig, G: torch.nn.Module, D: torch.nn.Module, opt_g: Any, opt_d: Any,
+                 gen: torch.Generator, batches: Batches, fixed_z: torch.Tensor, chance: float):
+        self.cfg, self.G, self.D, self.opt_g, self.opt_d = cfg, G, D, opt_g, opt_d
+        self.gen, self.batches, self.fixed_z = gen, batches, fixed_z
+        self.d_moments, self.g_moments = RunningMoments(), RunningMoments()
+        self.t0 = T0Tracker(chance=chance)
+        self.detector = DivergenceDetector(
+            window=cfg.divergence_window, factor=cfg.divergence_factor,
+            collapse_threshold=cfg.collapse_threshold, enabled=cfg.detect_divergence,
+        )
+        self.step, self.wall_s, self.reports = 0, 0.0, 0
+        self.status, self.reason = K.STATUS_RUNNING, ""
+        self.last_metrics: dict = {}
+
+    def state_dict(self) -> dict:
+        return {
+            "config": self.cfg.to_dict(), "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "gen_state": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "fixed_z": self.fixed_z.cpu(), "perm": self.batches.perm, "pos": self.batches.pos,
+            "d_moments": self.d_moments.state_dict(), "g_moments": self.g_moments.state_dict(),
+            "t0": self.t0.state_dict(), "detector": self.detector.state_dict(),
+            "loop": {k: getattr(self, k) for k in self.LOOP_KEYS},
+            "last_metrics": json.dumps(self.last_metrics, default=_json_default),
+        }
+
+    def load_state_dict(self, ck: dict) -> None:
+        device = self.fixed_z.device
+        self.G.load_state_dict(ck["generator"])
+        self.D.load_state_dict(ck["discriminator"])
+        self.opt_g.load_state_dict(ck["opt_g"])
+        self.opt_d.load_state_dict(ck["opt_d"])
+        self.gen.set_state(ck["gen_state"])
+        torch.set_rng_state(ck["torch_rng"])
+        self.fixed_z = ck["fixed_z"].to(device)
+        self.batches.perm, self.batches.pos = ck["perm"], int(ck["pos"])
+        self.d_moments.load_state_dict(ck["d_moments"])
+        self.g_moments.load_state_dict(ck["g_moments"])
+        self.t0.load_state_dict(ck["t0"])
+        self.detector.load_state_dict(ck["detector"])
+        for k in self.LOOP_KEYS:
+            setattr(self, k, ck["loop"][k])
+        self.last_metrics = json.loads(ck["last_metrics"])
 
 
 def train(
@@ -99,56 +238,27 @@ def train(
             cfg.data, "train", cfg.resolution, hist_eq=cfg.hist_eq, class_subset=cfg.class_subset,
             limit=cfg.data_limit, seed=cfg.seed,
         )
-    # The whole split lives on the device as uint8: the data path costs one index + one scale per batch.
-    images = torch.from_numpy(np.ascontiguousarray(train_set.images)).to(device).unsqueeze(1)
-    labels = torch.as_tensor(train_set.labels, dtype=torch.long).to(device)
-    n_images = images.shape[0]
-    if n_images < 1:
+    if len(train_set) < 1:
         from trainers.errors import DataError
 
         raise DataError(f"training split of {cfg.data!r} is empty after class_subset/limit")
-    conditional = cfg.conditioning != "none"
-
+    batches = Batches(train_set, cfg, gen, device)
     G = build_generator(cfg).to(device)
     D = build_discriminator(cfg).to(device)
     opt_g, opt_d = build_optimizers(cfg, G, D)
     loss_fn = GanLoss(cfg)
     fixed_z = torch.randn(cfg.sample_grid, cfg.latent_dim, generator=gen).to(device)
-    fixed_y = (torch.arange(cfg.sample_grid) % cfg.num_classes).to(device) if conditional else None
-
-    d_moments, g_moments = RunningMoments(), RunningMoments()
-    with torch.no_grad():
-        chance = float(loss_fn.d_loss(torch.zeros(4), torch.zeros(4)))
-    t0 = T0Tracker(chance=chance)
-    detector = DivergenceDetector(
-        window=cfg.divergence_window, factor=cfg.divergence_factor,
-        collapse_threshold=cfg.collapse_threshold, enabled=cfg.detect_divergence,
-    )
-    state = {"step": 0, "perm": torch.randperm(n_images, generator=gen), "pos": 0, "wall_s": 0.0,
-             "reports": 0, "status": K.STATUS_RUNNING, "reason": "", "last_metrics": {}}
+    fixed_y = (torch.arange(cfg.sample_grid) % cfg.num_classes).to(device) if batches.conditional else None
+    st = TrainingState(cfg, G, D, opt_g, opt_d, gen, batches, fixed_z, loss_fn.chance_level())
 
     ckpt_file = Path(resume_from) if resume_from else checkpoint_path(out_dir)
     if ckpt_file.is_dir():
         ckpt_file = ckpt_file / "checkpoint.pt"
     if (resume or resume_from) and ckpt_file.is_file():
-        ck = load_checkpoint(ckpt_file, map_location=device)
-        G.load_state_dict(ck["generator"])
-        D.load_state_dict(ck["discriminator"])
-        opt_g.load_state_dict(ck["opt_g"])
-        opt_d.load_state_dict(ck["opt_d"])
-        gen.set_state(ck["gen_state"])
-        torch.set_rng_state(ck["torch_rng"])
-        fixed_z = ck["fixed_z"].to(device)
-        d_moments.load_state_dict(ck["d_moments"])
-        g_moments.load_state_dict(ck["g_moments"])
-        t0.load_state_dict(ck["t0"])
-        detector.load_state_dict(ck["detector"])
-        state.update({k: ck["loop"][k] for k in ("step", "pos", "wall_s", "reports", "status", "reason")})
-        state["perm"] = ck["perm"]
-        state["last_metrics"] = json.loads(ck["last_metrics"])
-        _truncate_logs(out_dir, state["step"])
-        if state["status"] != K.STATUS_RUNNING:
-            return state["last_metrics"]  # the run had already ended; resuming is a no-op
+        st.load_state_dict(load_checkpoint(ckpt_file, map_location=device))
+        _truncate_logs(out_dir, st.step)
+        if st.status != K.STATUS_RUNNING:
+            return st.last_metrics  # the run had already ended; resuming is a no-op
     else:
         _truncate_logs(out_dir, 0)
 
@@ -158,24 +268,12 @@ def train(
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if (cfg.amp and device.type == "cuda") else _null()
     B = cfg.batch_size
     chunk = max(1, min(cfg.report_every, cfg.divergence_window))
+    columns = signal_columns(cfg)
+    extra = [{K.AUX_LOSS_D: 1, K.AUX_LOSS_G: 7, K.GRADIENT_PENALTY: 2}[c] for c in columns[6:]]
 
-    def next_real() -> tuple[torch.Tensor, torch.Tensor]:
-        # Draw without replacement from a seeded permutation; a new epoch reshuffles.
-        if state["pos"] + B > n_images:
-            state["perm"] = torch.randperm(n_images, generator=gen)
-            state["pos"] = 0
-        idx = state["perm"][state["pos"]: state["pos"] + B].to(device)
-        state["pos"] += B
-        x = images.index_select(0, idx).float().div_(127.5).sub_(1.0)
-        return x, labels.index_select(0, idx)
-
-    def noise(n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        z = torch.randn(n, cfg.latent_dim, generator=gen).to(device)
-        y = torch.randint(0, cfg.num_classes, (n,), generator=gen).to(device) if conditional else None
-        return z, y
-
-    # Per-iteration signals accumulate on the device; one sync per chunk.
-    buf = torch.zeros(chunk, len(ITERATION_COLUMNS) - 1, device=device)
+    # Per-step signals accumulate on the device; one sync per chunk.
+    d_buf = torch.zeros(chunk, cfg.d_steps, 6, device=device)
+    g_buf = torch.zeros(chunk, 3, device=device)
     interval: list[np.ndarray] = []
     G.train()
     D.train()
@@ -183,131 +281,85 @@ def train(
     train_time = 0.0
     images_seen = 0
 
-    while state["step"] < cfg.iterations and state["status"] == K.STATUS_RUNNING:
-        n_chunk = min(chunk, cfg.iterations - state["step"], cfg.report_every - state["step"] % cfg.report_every)
+    while st.step < cfg.iterations and st.status == K.STATUS_RUNNING:
+        n_chunk = min(chunk, cfg.iterations - st.step, cfg.report_every - st.step % cfg.report_every)
         t_chunk = time.perf_counter()
         for i in range(n_chunk):
-            # (1) Update D: maximise log D(x) + log(1 - D(G(z))) (or the configured objective)
-            for _ in range(cfg.d_steps):
-                real, y_real = next_real()
-                z, y_fake = noise(B)
-                with amp:
-                    fake = G(z, y_fake)
-                    real_logits, real_cls = D(real, y_real if conditional else None)
-                    fake_logits, fake_cls = D(fake.detach(), y_fake)
-                    loss_d = loss_fn.d_loss(real_logits.float(), fake_logits.float())
-                    if real_cls is not None:
-                        loss_d = loss_d + cfg.aux_weight * (
-                            loss_fn.aux_loss(real_cls.float(), y_real) + loss_fn.aux_loss(fake_cls.float(), y_fake)
-                        )
-                if cfg.loss == "wgan_gp":
-                    loss_d = loss_d + loss_fn.gradient_penalty(D, real, fake.detach(), y_real if conditional else None)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                gn_d = _grad_norm(D)
-                opt_d.step()
-            # (2) Update G: make D call G(z) real (non-saturating unless configured otherwise)
-            with amp:
-                gen_logits, gen_cls = D(fake, y_fake)
-                loss_g = loss_fn.g_loss(gen_logits.float())
-                if gen_cls is not None:
-                    loss_g = loss_g + cfg.aux_weight * loss_fn.aux_loss(gen_cls.float(), y_fake)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            gn_g = _grad_norm(G)
-            opt_g.step()
-            with torch.no_grad():
-                buf[i, 0] = loss_d.detach()
-                buf[i, 1] = loss_g.detach()
-                buf[i, 2] = loss_fn.score(real_logits.detach().float()).mean()
-                buf[i, 3] = loss_fn.score(fake_logits.detach().float()).mean()
-                buf[i, 4] = gn_d
-                buf[i, 5] = gn_g
-        rows = buf[:n_chunk].cpu().numpy().astype(np.float64)  # the chunk's only sync
+            d_buf[i], g_buf[i] = gan_step(G, D, opt_g, opt_d, loss_fn, batches, cfg, amp)
+        d_steps = d_buf[:n_chunk].cpu().numpy().astype(np.float64)  # the chunk's only syncs
+        g_steps = g_buf[:n_chunk].cpu().numpy().astype(np.float64)
         dt = time.perf_counter() - t_chunk
         train_time += dt
         images_seen += n_chunk * cfg.d_steps * B
-        first = state["step"] + 1
-        state["step"] += n_chunk
-        steps = np.arange(first, state["step"] + 1, dtype=np.float64)[:, None]
+        d_iter = d_steps.mean(axis=1)  # an iteration's D signals: the mean over its D steps
+        both = np.hstack([d_iter, g_steps])  # columns 0-5 D, 6-8 G
+        rows = np.column_stack([both[:, 0], both[:, 6], both[:, 3], both[:, 4], both[:, 5], both[:, 8],
+                                *[both[:, j] for j in extra]])
+        first = st.step + 1
+        st.step += n_chunk
+        steps = np.arange(first, st.step + 1, dtype=np.float64)[:, None]
         interval.append(np.hstack([steps, rows]))
-        _append_iterations(out_dir, np.hstack([steps, rows]))
-        d_moments.update(rows[:, 0])
-        g_moments.update(rows[:, 1])
-        t0.update(rows[:, 0])
-        reason = detector.check_losses(rows[:, 0], rows[:, 1])
+        _append_iterations(out_dir, np.hstack([steps, rows]), columns)
+        st.d_moments.update(d_steps[:, :, 0].ravel())  # every D step's adversarial loss
+        st.g_moments.update(rows[:, 1])
+        st.t0.update(rows[:, 0])
+        reason = st.detector.check_losses(rows[:, 0], rows[:, 1])
         if reason:
-            state["status"], state["reason"] = K.STATUS_DIVERGED, reason
+            st.status, st.reason = K.STATUS_DIVERGED, reason
 
-        is_report = state["step"] % cfg.report_every == 0 or state["step"] >= cfg.iterations or reason
+        is_report = st.step % cfg.report_every == 0 or st.step >= cfg.iterations or reason
         if not is_report:
             continue
         # ---- report: statistics, samples, evaluation, checkpoint
-        state["reports"] += 1
-        ended = state["step"] >= cfg.iterations or state["status"] != K.STATUS_RUNNING
+        st.reports += 1
+        ended = st.step >= cfg.iterations or st.status != K.STATUS_RUNNING
         block = np.vstack(interval)
         interval = []
-        samples = _sample(G, fixed_z, fixed_y)
-        sample_file = out_dir / SAMPLES_DIR / f"step_{state['step']:07d}.png"
+        samples = _sample(G, st.fixed_z, fixed_y)
+        sample_file = out_dir / SAMPLES_DIR / f"step_{st.step:07d}.png"
         vutils.save_image(samples, sample_file, normalize=True, value_range=(-1, 1), nrow=int(math.sqrt(len(samples))) or 1)
-        if state["status"] == K.STATUS_RUNNING:
-            reason = detector.check_samples(samples)
+        if st.status == K.STATUS_RUNNING:
+            reason = st.detector.check_samples(samples)
             if reason:
-                state["status"], state["reason"] = K.STATUS_DIVERGED, reason
+                st.status, st.reason = K.STATUS_DIVERGED, reason
                 ended = True
-        if ended and state["status"] == K.STATUS_RUNNING:
-            state["status"] = K.STATUS_FINISHED
+        if ended and st.status == K.STATUS_RUNNING:
+            st.status = K.STATUS_FINISHED
         metrics = {
-            K.ITERATION: state["step"],
-            K.EPOCH: state["step"] * cfg.d_steps * B / n_images,
-            K.LOSS_D: float(block[:, 1].mean()), K.LOSS_G: float(block[:, 2].mean()),
-            K.D_X: float(block[:, 3].mean()), K.D_G_Z: float(block[:, 4].mean()),
-            K.GRAD_NORM_D: float(block[:, 5].mean()), K.GRAD_NORM_G: float(block[:, 6].mean()),
-            K.D_LOSS_MEAN: d_moments.mean, K.D_LOSS_VAR: d_moments.variance, K.D_LOSS_STD: d_moments.std,
-            K.G_LOSS_MEAN: g_moments.mean, K.T0: t0.value(final=ended), K.T0_CENSORED: t0.censored and ended,
+            K.ITERATION: st.step,
+            K.EPOCH: st.step * cfg.d_steps * B / batches.n,
+            **{name: float(block[:, j + 1].mean()) for j, name in enumerate(columns)},
+            K.D_LOSS_MEAN: st.d_moments.mean, K.D_LOSS_VAR: st.d_moments.variance, K.D_LOSS_STD: st.d_moments.std,
+            K.G_LOSS_MEAN: st.g_moments.mean, K.T0: st.t0.value(final=ended), K.T0_CENSORED: st.t0.censored and ended,
             K.IMAGES_PER_S: images_seen / train_time if train_time > 0 else math.nan,
             K.PEAK_MEMORY_MB: _peak_memory_mb(device), **params,
-            K.WALL_S: state["wall_s"] + time.perf_counter() - t_start,
-            K.STATUS: state["status"], K.REASON: state["reason"],
+            K.WALL_S: st.wall_s + time.perf_counter() - t_start,
+            K.STATUS: st.status, K.REASON: st.reason,
             K.SAMPLE_PATH: str(sample_file), K.SAMPLE_DIVERSITY: sample_diversity(samples),
         }
         images_seen, train_time = 0, 0.0
-        wants_eval = (fid_every and state["reports"] % fid_every == 0) or (ended and cfg.eval_at_end)
+        wants_eval = (fid_every and st.reports % fid_every == 0) or (ended and cfg.eval_at_end)
         if wants_eval or (ended and cfg.downstream_protocols):
-            evaluator = evaluator or _build_evaluator(cfg, train_set, device)
+            evaluator = evaluator or _build_evaluator(cfg, device)
             if wants_eval:
                 metrics.update(evaluator.evaluate(G))
-            if ended and cfg.downstream_protocols and state["status"] == K.STATUS_FINISHED:
+            if ended and cfg.downstream_protocols and st.status == K.STATUS_FINISHED:
                 metrics.update(evaluator.downstream(G))
             G.train()
-        state["wall_s"] += time.perf_counter() - t_start
+        st.wall_s += time.perf_counter() - t_start
         t_start = time.perf_counter()
-        metrics[K.WALL_S] = state["wall_s"]
-        state["last_metrics"] = metrics
+        metrics[K.WALL_S] = st.wall_s
+        st.last_metrics = metrics
         _append_jsonl(out_dir / METRICS_FILE, metrics)
 
         ckpt_dir = None
-        if ended or (cfg.checkpoint_every and state["reports"] % cfg.checkpoint_every == 0):
-            ckpt = checkpoint_path(out_dir)
-            save_checkpoint(
-                {
-                    "config": cfg.to_dict(), "generator": G.state_dict(), "discriminator": D.state_dict(),
-                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                    "gen_state": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                    "fixed_z": fixed_z.cpu(), "perm": state["perm"],
-                    "d_moments": d_moments.state_dict(), "g_moments": g_moments.state_dict(),
-                    "t0": t0.state_dict(), "detector": detector.state_dict(),
-                    "loop": {k: state[k] for k in ("step", "pos", "wall_s", "reports", "status", "reason")},
-                    "last_metrics": json.dumps(metrics, default=_json_default),
-                },
-                ckpt,
-            )
-            ckpt_dir = ckpt.parent
+        if ended or (cfg.checkpoint_every and st.reports % cfg.checkpoint_every == 0):
+            ckpt_dir = save_checkpoint(st.state_dict(), checkpoint_path(out_dir)).parent
         if reporter is not None:
             reporter(metrics, ckpt_dir)
 
-    (out_dir / SUMMARY_FILE).write_text(json.dumps(state["last_metrics"], indent=2, default=_json_default))
-    return state["last_metrics"]
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(st.last_metrics, indent=2, default=_json_default))
+    return st.last_metrics
 
 
 # ----------------------------------------------------------------------------------------
@@ -332,10 +384,10 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _build_evaluator(cfg: TrialConfig, train_set: Any, device: torch.device) -> Any:
+def _build_evaluator(cfg: TrialConfig, device: torch.device) -> Any:
     from trainers.evaluation import Evaluator
 
-    return Evaluator(cfg, train_set, device=device)
+    return Evaluator(cfg, device=device)  # the dataset's fixed yardstick, not this trial's split
 
 
 def _json_default(value: Any) -> Any:
@@ -352,12 +404,12 @@ def _append_jsonl(path: Path, record: dict) -> None:
         f.flush()
 
 
-def _append_iterations(out_dir: Path, rows: np.ndarray) -> None:
+def _append_iterations(out_dir: Path, rows: np.ndarray, columns: tuple[str, ...]) -> None:
     path = out_dir / ITERATIONS_FILE
     new = not path.exists()
     with open(path, "a") as f:
         if new:
-            f.write(",".join(ITERATION_COLUMNS) + "\n")
+            f.write(",".join((K.ITERATION, *columns)) + "\n")
         np.savetxt(f, rows, delimiter=",", fmt=["%d"] + ["%.8g"] * (rows.shape[1] - 1))
 
 

@@ -1,8 +1,10 @@
 """GAN objectives on D's raw logits, selected by `cfg.loss`.
 
 Every D loss is the sum of a real-sample term and a fake-sample term (pytorch/examples' errD_real +
-errD_fake), so a D that outputs logit 0 everywhere scores 2 ln 2 (bce), 1 (lsgan) or 2 (hinge):
-the "chance" level the loop uses for T0.
+errD_fake). The "chance" level T0 uses (`chance_level`) is the loss of the best discriminator that
+cannot tell real from fake, i.e. outputs one constant c for every input, minimised over c:
+2 ln 2 for bce (c = logit 0), 0.5 for lsgan (c = 0.5: the logit-0 value 1 is not chance there),
+2 for hinge (any c in [-1, 1]) and 0 for wgan_gp (no positive chance level: T0 is undefined).
 
 | loss        | D minimises                               | G minimises            | score(logits) |
 |-------------|-------------------------------------------|------------------------|---------------|
@@ -20,6 +22,8 @@ minimax BCE; the raw form keeps gradients alive and is what "LSGAN" means elsewh
 raw output, which sits on the same 1 = real / 0 = fake scale as a probability.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +45,11 @@ class GanLoss:
     def __init__(self, cfg: TrialConfig) -> None:
         self.kind = cfg.loss
         self.gp_weight = cfg.gp_weight
+
+    def chance_level(self) -> float:
+        """D loss of the best non-discriminating D (one constant output for real and fake alike)."""
+        return {"bce": 2 * math.log(2), "bce_minimax": 2 * math.log(2), "lsgan": 0.5, "hinge": 2.0,
+                "wgan_gp": 0.0}[self.kind]
 
     # ------------------------------------------------------------------
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

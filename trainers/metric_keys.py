@@ -6,8 +6,11 @@ Never spell a metric as a string literal elsewhere: import the constant.
 # --- per-iteration / per-report training signals (seed 003's Loss_D, Loss_G, D(x), D(G(z)))
 ITERATION = "iteration"  # generator steps done when the report was made
 EPOCH = "epoch"  # passes over the training split (fractional)
-LOSS_D = "loss_d"  # mean D loss over the report interval
-LOSS_G = "loss_g"  # mean G loss over the report interval
+LOSS_D = "loss_d"  # mean adversarial D loss over the report interval (every D step; no aux class loss, no GP)
+LOSS_G = "loss_g"  # mean adversarial G loss over the report interval (no aux class loss)
+AUX_LOSS_D = "aux_loss_d"  # ACGAN only: D's class cross-entropy (real + fake), unweighted
+AUX_LOSS_G = "aux_loss_g"  # ACGAN only: G's class cross-entropy on its fakes, unweighted
+GRADIENT_PENALTY = "gradient_penalty"  # WGAN-GP only: the weighted penalty D minimises beside the critic loss
 D_X = "d_x"  # mean D(x) on real images (probability for BCE-type losses, raw score otherwise)
 D_G_Z = "d_g_z"  # mean D(G(z)) on fakes, measured in the D step
 GRAD_NORM_D = "grad_norm_d"  # mean L2 norm of D's gradient over the interval
@@ -15,7 +18,7 @@ GRAD_NORM_G = "grad_norm_g"
 
 # --- seed 002 Table I statistics over the whole run so far (exact running moments, every iteration)
 D_LOSS_MEAN = "d_loss_mean"
-D_LOSS_VAR = "d_loss_var"  # population variance (ddof=0) of every iteration's D loss
+D_LOSS_VAR = "d_loss_var"  # population variance (ddof=0) of every D step's adversarial loss
 D_LOSS_STD = "d_loss_std"
 G_LOSS_MEAN = "g_loss_mean"
 T0 = "t0"  # length of the initial low-D-loss phase, in iterations (defined in trainers/run_stats.py); NaN until it ends

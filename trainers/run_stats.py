@@ -3,15 +3,16 @@
 Moments are exact over every iteration of the run so far (Chan/Welford merging of per-chunk
 moments in float64), never estimated from the last batch or the last report.
 
-T0, precisely: let `chance` be the D loss of a discriminator that outputs logit 0 for every input
-(2 ln 2 for BCE; it cannot tell real from fake). Let `m_t` be the mean D loss over the
-`T0_WINDOW` iterations ending at iteration t. The low-D-loss phase *starts* at the first t with
+T0, precisely: let `chance` be the adversarial D loss of the best discriminator that cannot tell
+real from fake (`GanLoss.chance_level`: 2 ln 2 for BCE, 0.5 for least squares, 2 for hinge). Let
+`m_t` be the mean adversarial D loss over the `T0_WINDOW` iterations ending at iteration t (an
+iteration's D loss is the mean over its D steps). The low-D-loss phase *starts* at the first t with
 `m_t < T0_FRACTION * chance` and *ends* at the first later t with `m_t >= T0_FRACTION * chance`;
 T0 is the number of iterations from the start of training to that end (so it includes the few
-iterations before D first wins). If D never enters the phase, T0 = 0. While the phase is still
-going on T0 is NaN; at the end of a run that never left it, T0 equals the iterations run
-(right-censored; `t0_censored` says so). Losses with no positive chance level (WGAN-GP) have no
-T0 (NaN).
+iterations before D first wins). T0 is NaN until it is known: a number once the phase has ended,
+or at the end of the run: 0 if D never entered the phase, the iterations run if it never left it
+(right-censored; `t0_censored` says so). A reported T0 never changes later. Losses with no
+positive chance level (WGAN-GP) have no T0 (NaN).
 """
 from __future__ import annotations
 
@@ -102,10 +103,9 @@ class T0Tracker:
             return math.nan
         if self.ended_at >= 0:
             return float(self.ended_at)
-        if not self.started:
-            # Never entered the phase: 0 once we have a full window to judge by.
-            return 0.0 if self.iterations_seen >= T0_WINDOW else math.nan
-        return float(self.iterations_seen) if final else math.nan
+        if not final:
+            return math.nan  # D may still enter (or leave) the phase: not known yet
+        return float(self.iterations_seen) if self.started else 0.0
 
     @property
     def censored(self) -> bool:

@@ -19,7 +19,8 @@ from trainers.data.image_set import ImageSet, _hash
 from trainers.data.splits import patient_id
 from trainers.errors import DataError
 
-__all__ = ["ImageSet", "load_split", "default_cache_dir", "SPLITS"]
+__all__ = ["ImageSet", "load_split", "load_reference_split", "default_cache_dir", "SPLITS"]
+REFERENCE_SEED = 0  # the phantom drawn for reference statistics, whatever the trial's seed
 SPLITS = ("train", "val", "test")
 CACHE_VERSION = 1  # bump when preprocessing changes
 
@@ -35,6 +36,7 @@ def load_split(
     cache_dir: str | Path | None = None,
     skip_unreadable: bool = False,
     seed: int = 0,
+    carve: bool = True,
 ) -> ImageSet:
     """Load one preprocessed split.
 
@@ -48,6 +50,8 @@ def load_split(
         cache_dir: where decoded splits are cached (default $GAN_STUDY_CACHE or ~/.cache/gan-study).
         skip_unreadable: skip files that cannot be decoded (counted in `ImageSet.skipped`) instead of failing.
         seed: seeds the patient-grouped validation carve and `limit`.
+        carve: False keeps a carved source's train and tiny val pooled (train split only): the whole
+            labelled training data, the same for every seed (see `load_reference_split`).
     """
     if split not in SPLITS:
         raise DataError(f"split={split!r} is not allowed; allowed values: {', '.join(SPLITS)}")
@@ -71,8 +75,15 @@ def load_split(
         layout, folder_fp = folder.scan(root)
         # The seed only matters where train/val are carved by patient; test is shared across seeds.
         carved = split in ("train", "val") and folder.carves_validation(layout)
-        source_fp = f"folder-{folder_fp}" + (f"-seed{seed}" if carved else "")
-        build = lambda: _folder_arrays(layout, root, split, resolution, hist_eq, skip_unreadable, seed)  # noqa: E731
+        if carved and not carve:
+            if split != "train":
+                raise DataError("carve=False applies to the train split only")
+            split_seed: int | None = None
+            source_fp = f"folder-{folder_fp}-pooled"
+        else:
+            split_seed = seed
+            source_fp = f"folder-{folder_fp}" + (f"-seed{seed}" if carved else "")
+        build = lambda: _folder_arrays(layout, root, split, resolution, hist_eq, skip_unreadable, split_seed)  # noqa: E731
     key = _hash(CACHE_VERSION, source_fp, split, resolution, hist_eq, skip_unreadable)
     arrays = cached_arrays(cache / "data" / f"{key}.npz", build)
     skipped = int(arrays["skipped"])
@@ -97,6 +108,26 @@ def load_split(
     return ds
 
 
+def load_reference_split(
+    source: str,
+    resolution: int,
+    *,
+    hist_eq: bool = False,
+    class_subset: str = "",
+    cache_dir: str | Path | None = None,
+    skip_unreadable: bool = False,
+) -> ImageSet:
+    """The FID yardstick's real images: the source's whole labelled training split.
+
+    Independent of a trial's seed, data_limit and validation carve, so every trial on one source,
+    resolution and preprocessing is measured against the same images (and the same extractor).
+    A Kaggle tree whose val is carved gives train and its tiny val pooled; the phantom gives its
+    REFERENCE_SEED draw. `class_subset` keeps one class (a NORMAL-only generator meets NORMAL images).
+    """
+    return load_split(source, "train", resolution, hist_eq=hist_eq, class_subset=class_subset, cache_dir=cache_dir,
+                      skip_unreadable=skip_unreadable, seed=REFERENCE_SEED, carve=False)
+
+
 def _phantom_arrays(split: str, resolution: int, hist_eq: bool, seed: int) -> dict[str, np.ndarray]:
     images, labels = phantom.phantom_split(split, resolution, seed)
     if hist_eq:
@@ -111,7 +142,8 @@ def _npz_arrays(path: Path, split: str, resolution: int, hist_eq: bool) -> dict[
     return _pack(images, labels, names, None, 0)
 
 
-def _folder_arrays(layout: dict, root: Path, split: str, resolution: int, hist_eq: bool, skip: bool, seed: int) -> dict:
+def _folder_arrays(layout: dict, root: Path, split: str, resolution: int, hist_eq: bool, skip: bool,
+                   seed: int | None) -> dict:
     paths, labels, names = folder.split_files(layout, root, split, seed)
     images, keep = folder.decode_files(paths, resolution, hist_eq, skip)
     patients = np.array([patient_id(p) for p, k in zip(paths, keep) if k], dtype=str)

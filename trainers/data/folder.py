@@ -59,8 +59,11 @@ def carves_validation(layout: dict) -> bool:
     return sum(len(v) for v in layout.get("val", {}).values()) < MIN_VAL_IMAGES
 
 
-def split_files(layout: dict, root: Path, split: str, seed: int) -> tuple[list[Path], np.ndarray, tuple[str, ...]]:
-    """Files (class-major, name-sorted) and labels of one split, carving a patient-grouped val when needed."""
+def split_files(layout: dict, root: Path, split: str, seed: int | None) -> tuple[list[Path], np.ndarray, tuple[str, ...]]:
+    """Files (class-major, name-sorted) and labels of one split, carving a patient-grouped val when needed.
+
+    seed=None returns the pooled train (+ tiny val) uncarved: the whole labelled training data.
+    """
     class_names = tuple(sorted(layout["train"]))
     if split not in ("train", "val") or not carves_validation(layout):
         if split not in layout:
@@ -71,6 +74,8 @@ def split_files(layout: dict, root: Path, split: str, seed: int) -> tuple[list[P
     pool = [(f, class_names.index(c)) for s in ("train", "val") if s in layout
             for c in class_names for f in layout[s][c]]
     labels = np.array([lab for _, lab in pool], dtype=np.int64)
+    if seed is None:
+        return [f for f, _ in pool], labels, class_names
     in_val = carve_validation(labels, [patient_id(f) for f, _ in pool], len(class_names), seed)
     keep = in_val if split == "val" else ~in_val
     return [f for (f, _), k in zip(pool, keep) if k], labels[keep], class_names

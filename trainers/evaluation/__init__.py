@@ -3,7 +3,7 @@ and downstream classifiers (TRTR, TSTR, minority augmentation).
 
 Example:
     >>> from trainers.evaluation import Evaluator  # doctest: +SKIP
-    >>> Evaluator(cfg, train_set).evaluate(G)       # doctest: +SKIP
+    >>> Evaluator(cfg).evaluate(G)     # doctest: +SKIP
 """
 from trainers.evaluation.evaluator import Evaluator, calculate_metrics, check_images, sample_images
 

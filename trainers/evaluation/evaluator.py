@@ -1,8 +1,14 @@
 """The trial's evaluation entry point: how good (FID, KID, precision/recall, diversity, memorisation)
 and how useful (downstream classifiers) are a generator's synthetic X-rays.
 
-Real-data features are computed once per (dataset fingerprint, split, resolution, extractor, N) and
-cached on disk; each evaluation then costs only the N generated samples' features.
+What each FID compares: N generated images (fixed latent seed; conditional generators in the real
+class ratio) against N real images drawn with a fixed seed from the yardstick's reference split
+(`load_reference_split`: the data source's whole labelled training split at the trial's resolution and
+preprocessing, restricted to `class_subset` when the trial trains on one class), both through one
+extractor per (source, resolution, preprocessing). N = min(eval_samples, reference size). The trial's
+seed, data_limit and validation carve change neither side, so values with the same `eval_extractor`
+and `eval_n` are comparable across every trial of a dataset. Real-data features are cached on disk;
+each evaluation then costs only the N generated samples' features.
 """
 from __future__ import annotations
 
@@ -58,38 +64,51 @@ def check_images(images: torch.Tensor, resolution: int) -> None:
         raise UserError(f"generated images span [{finite.min():.3f}, {finite.max():.3f}]; expected values in [-1, 1]")
 
 
-def build_extractor(cfg: TrialConfig, train_set: Any, device: torch.device | str, cache_dir: Path) -> Any:
+def reference_set(cfg: TrialConfig, cache_dir: Path | None = None) -> Any:
+    """The yardstick's real images for cfg's data source, resolution and preprocessing (every class)."""
+    from trainers.data import load_reference_split
+
+    return load_reference_split(cfg.data, cfg.resolution, hist_eq=cfg.hist_eq, cache_dir=cache_dir)
+
+
+def build_extractor(cfg: TrialConfig, reference: Any, device: torch.device | str, cache_dir: Path) -> Any:
+    """cfg's feature extractor; the domain one is trained on `reference` (all classes) once per dataset."""
     if cfg.extractor == "inception":
         from trainers.evaluation.feature_inception import InceptionExtractor
 
         return InceptionExtractor(cfg.inception_dims, device)
     from trainers.evaluation.feature_domain import DomainExtractor
 
-    return DomainExtractor(train_set, cache_dir, device, seed=0)
+    return DomainExtractor(reference, cache_dir, device, seed=0, hist_eq=cfg.hist_eq)
 
 
 class Evaluator:
-    """Evaluate a trial's generator against the real training split.
+    """Evaluate a trial's generator against its dataset's fixed reference images.
+
+    `reference` defaults to `reference_set(cfg)`; pass a preloaded ImageSet (every class) to reuse one.
 
     Example:
-        >>> ev = Evaluator(cfg, load_split(cfg.data, "train", cfg.resolution))  # doctest: +SKIP
+        >>> ev = Evaluator(cfg)  # doctest: +SKIP
         >>> ev.evaluate(G)["fid"]  # doctest: +SKIP
     """
 
-    def __init__(self, cfg: TrialConfig, train_set: Any, *, device: torch.device | str = "cpu",
+    def __init__(self, cfg: TrialConfig, reference: Any = None, *, device: torch.device | str = "cpu",
                  cache_dir: str | Path | None = None):
         from trainers.data import default_cache_dir
 
-        self.cfg, self.train_set, self.device = cfg, train_set, torch.device(device)
+        self.cfg, self.device = cfg, torch.device(device)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-        self.n = min(cfg.eval_samples, len(train_set))
+        self.reference = reference if reference is not None else reference_set(cfg, self.cache_dir)
+        # FID compares like with like: a generator trained on one class meets that class's images.
+        self.real_set = self.reference.subset_class(cfg.class_subset) if cfg.class_subset else self.reference
+        self.n = min(cfg.eval_samples, len(self.real_set))
         self._extractor = None
         self._real: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def extractor(self) -> Any:
         if self._extractor is None:
-            self._extractor = build_extractor(self.cfg, self.train_set, self.device, self.cache_dir)
+            self._extractor = build_extractor(self.cfg, self.reference, self.device, self.cache_dir)
             if self.n < self._extractor.dim and not self.cfg.allow_low_n:
                 raise ConfigError(
                     f"eval_samples={self.n} is below the feature dimension {self._extractor.dim} of "
@@ -101,15 +120,15 @@ class Evaluator:
         """(features, labels) of N real training images, cached on disk by a descriptive key."""
         if self._real is None:
             ex = self.extractor
-            key = hashlib.sha1(f"{self.train_set.fingerprint}|train|{self.cfg.resolution}|{ex.name}|{self.n}|"
+            key = hashlib.sha1(f"{self.real_set.fingerprint}|reference|{self.cfg.resolution}|{ex.name}|{self.n}|"
                                f"{D.REAL_SUBSET_SEED}".encode()).hexdigest()[:16]
             path = self.cache_dir / "stats" / f"real-{ex.name}-n{self.n}-{key}.npz"
             if path.is_file():
                 with np.load(path) as f:
                     self._real = (f["features"], f["labels"])
             else:
-                idx = np.sort(np.random.default_rng(D.REAL_SUBSET_SEED).permutation(len(self.train_set))[:self.n])
-                sub = self.train_set.select(idx, f"eval-real-{self.n}")
+                idx = np.sort(np.random.default_rng(D.REAL_SUBSET_SEED).permutation(len(self.real_set))[:self.n])
+                sub = self.real_set.select(idx, f"eval-real-{self.n}")
                 self._real = (ex(sub.to_tensor()), sub.labels)
                 with atomic_path(path) as tmp:
                     np.savez(tmp, features=self._real[0], labels=self._real[1])
@@ -135,7 +154,7 @@ class Evaluator:
         out[K.MS_SSIM_DIVERSITY], out[DIVERSITY_KIND] = diversity(images)
         out[K.MEMORISATION_RATIO], out[K.MEMORISATION_MIN_DIST] = memorisation_audit(real, fake)
         if fake_labels is not None:
-            for c, name in enumerate(self.train_set.class_names):
+            for c, name in enumerate(self.real_set.class_names):
                 r, f = real[real_labels == c], fake[fake_labels.numpy() == c]
                 enough = min(len(r), len(f)) > (2 if cfg.allow_low_n else self.extractor.dim)
                 out[f"{K.FID_PER_CLASS_PREFIX}{name}"] = fid_from_features(r, f) if enough else math.nan

@@ -1,10 +1,12 @@
 """Chest-X-ray domain feature extractor: a small CNN trained by the project on the real training split.
 
 ImageNet features may not suit radiographs, so the default extractor is trained on the task itself
-(NORMAL vs PNEUMONIA) at the trial resolution, once per (dataset fingerprint, resolution), and cached
-with that fingerprint. Features are its penultimate layer (DOMAIN_FEATURES wide, after ReLU).
-It works offline. Values computed with it are named "domain-<fingerprint>-<dim>d" and are only
-comparable with values from the same extractor.
+(NORMAL vs PNEUMONIA). It is one yardstick per (data source, resolution, pixel preprocessing): trained
+on the source's whole labelled training split (`load_reference_split`: every class, independent of a
+trial's seed, class subset, data limit and validation carve) and named by that key, so every trial on
+one dataset is measured by the same extractor. Features are its penultimate layer (DOMAIN_FEATURES wide,
+after ReLU). It works offline. Values computed with it are named "domain-<R>px[-histeq]-<key>-<dim>d"
+and are only comparable with values from the same extractor.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import torch.nn as nn
 from trainers.atomic import atomic_path, build_lock
 from trainers.evaluation import defaults as D
 
-VERSION = 2  # bump when the architecture or training changes: part of the cache key
+VERSION = 3  # bump when the architecture or training changes: part of the cache key
 
 
 class DomainCNN(nn.Module):
@@ -46,12 +48,18 @@ class DomainCNN(nn.Module):
 
 
 class DomainExtractor:
-    """Callable: images (N, 1, R, R) in [-1, 1] -> features (N, DOMAIN_FEATURES) float32 numpy."""
+    """Callable: images (N, 1, R, R) in [-1, 1] -> features (N, DOMAIN_FEATURES) float32 numpy.
 
-    def __init__(self, train_set, cache_dir: Path, device: torch.device | str = "cpu", seed: int = 0):
+    `train_set` is the yardstick's training data: pass `load_reference_split(...)` (all classes) so the
+    extractor is the dataset's, not a trial's; its fingerprint names the extractor.
+    """
+
+    def __init__(self, train_set, cache_dir: Path, device: torch.device | str = "cpu", seed: int = 0,
+                 hist_eq: bool = False):
         self.device = torch.device(device)
-        key = hashlib.sha1(f"{VERSION}|{train_set.fingerprint}|{train_set.images.shape}|{seed}".encode()).hexdigest()[:12]
-        self.name = f"domain-{key}-{D.DOMAIN_FEATURES}d"
+        key = hashlib.sha1(f"{VERSION}|{train_set.fingerprint}|{train_set.images.shape}|{seed}".encode()).hexdigest()[:10]
+        res = train_set.images.shape[-1]
+        self.name = f"domain-{res}px{'-histeq' if hist_eq else ''}-{key}-{D.DOMAIN_FEATURES}d"
         self.dim = D.DOMAIN_FEATURES
         path = Path(cache_dir) / "extractors" / f"{self.name}.pt"
         # Seeded initialisation and training in a forked RNG: every process and node builds the same
