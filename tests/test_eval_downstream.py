@@ -58,6 +58,7 @@ def test_tstr_and_augmentation_run_end_to_end_in_a_real_data_trial(pneumoniamnis
         for key in (K.ACCURACY, K.BALANCED_ACCURACY, K.ROC_AUC):
             assert 0.0 <= summary[prefix + key] <= 1.0, prefix + key
         assert summary[prefix + "n_test"] == 624  # always tested on the real test split
+        assert summary[prefix + K.TEST_SPLIT] == protocols.real_splits(cfg)[2].fingerprint
     assert summary[K.AUGMENT_GAIN] == pytest.approx(summary[K.AUGMENT_PREFIX + K.ACCURACY]
                                                     - summary[K.TRTR_PREFIX + K.ACCURACY])
     # The values are in the trial's results files, not only in memory.
@@ -94,6 +95,23 @@ def test_unconditional_augmentation_adds_minority_class_images(tmp_path):
     assert all(y is None for y in G.seen)  # unconditional: sampled without labels
     assert 0.0 <= out[K.AUGMENT_PREFIX + K.ACCURACY] <= 1.0 and math.isfinite(out[K.AUGMENT_GAIN])
     assert K.TSTR_PREFIX + K.ACCURACY not in out
+
+
+def test_every_protocol_is_tested_on_the_real_test_split_itself(tmp_path):
+    """Identity, not size: on the phantom val and test have the same size, so only the split's own
+    fingerprint tells a classifier scored on val (a bug that survived a mutation run) from one on test."""
+    from trainers.data import load_split
+
+    cfg = TrialConfig.from_dict(dict(name="ids", data="phantom", conditioning="acgan", downstream="tstr,augment",
+                                     tstr_samples=40, augment_samples=20, classifier_epochs=1, data_limit=200,
+                                     resolution=32))
+    out = protocols.run_downstream(cfg, _Constant(0.3, 32), cache_dir=tmp_path)
+    test = load_split("phantom", "test", 32, seed=cfg.seed)
+    val = load_split("phantom", "val", 32, seed=cfg.seed)
+    assert len(test) == len(val) and test.fingerprint != val.fingerprint
+    for prefix in (K.TSTR_PREFIX, K.AUGMENT_PREFIX, K.TRTR_PREFIX):
+        assert out[prefix + K.TEST_SPLIT] == test.fingerprint, prefix
+        assert out[prefix + "n_test"] == len(test)
 
 
 def test_augmentation_trained_on_the_wrong_class_is_refused(tmp_path):

@@ -67,7 +67,11 @@ class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("overrides", [{}, {"optimizer": "adas", "conditioning": "acgan", "d_steps": 2}])
+@pytest.mark.parametrize("overrides", [
+    {}, {"optimizer": "adas", "conditioning": "acgan", "d_steps": 2}, {"conditioning": "acgan", "loss": "lsgan"},
+    # WGAN-GP's penalty draws its mixing weights from the global torch RNG: resume must restore it.
+    {"loss": "wgan_gp", "d_norm": "layer", "d_steps": 2}, {"loss": "hinge", "optimizer": "rmsprop"},
+])
 def test_resume_after_interruption_continues_exactly(tmp_path, overrides):
     cfg = tiny(iterations=40, report_every=10, **overrides)
     train(cfg, tmp_path / "straight")
@@ -85,6 +89,80 @@ def test_resume_after_interruption_continues_exactly(tmp_path, overrides):
     final = json.loads((tmp_path / "straight" / METRICS_FILE).read_text().splitlines()[-1])
     assert summary[K.D_LOSS_MEAN] == final[K.D_LOSS_MEAN] and summary[K.D_LOSS_VAR] == final[K.D_LOSS_VAR]
     assert len((tmp_path / "resumed" / METRICS_FILE).read_text().splitlines()) == 4
+
+
+def _one_step_fixture(**overrides):
+    from trainers.data import load_split
+    from trainers.losses import GanLoss
+    from trainers.loop import Batches, seed_everything
+    from trainers.models import build_discriminator, build_generator
+    from trainers.optimizers import build_optimizers
+
+    cfg = tiny(**overrides)
+    gen = seed_everything(0)
+    batches = Batches(load_split("phantom", "train", 32, limit=64), cfg, gen, torch.device("cpu"))
+    G, D = build_generator(cfg), build_discriminator(cfg)
+    opt_g, opt_d = build_optimizers(cfg, G, D)
+    return cfg, batches, G, D, opt_g, opt_d, GanLoss(cfg)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"conditioning": "acgan"}, {"loss": "wgan_gp", "d_norm": "layer"}])
+def test_the_g_step_trains_g_and_the_d_step_leaves_g_alone(overrides):
+    """A G loss computed on fake.detach() (G never trains) or a D step leaking into G's gradients fails here."""
+    from trainers.loop import _null, gan_step
+
+    cfg, batches, G, D, opt_g, opt_d, loss_fn = _one_step_fixture(**overrides)
+    g_grads_at_d_step = []
+    real_d_step = opt_d.step
+
+    def d_step_spy(*a, **k):
+        g_grads_at_d_step.append([None if p.grad is None else p.grad.clone() for p in G.parameters()])
+        return real_d_step(*a, **k)
+
+    opt_d.step = d_step_spy
+    for it in range(3):
+        before_g = [p.detach().clone() for p in G.parameters()]
+        before_grads = [None if p.grad is None else p.grad.clone() for p in G.parameters()]
+        d_rows, g_row = gan_step(G, D, opt_g, opt_d, loss_fn, batches, cfg, _null())
+        # D's backward did not touch G's gradients (None in the first step, the last G step's after).
+        for a, b in zip(before_grads, g_grads_at_d_step[-1]):
+            assert (a is None and b is None) or torch.equal(a, b)
+        assert float(g_row[2]) > 0  # |grad G| of the G step
+        moved = [not torch.equal(a, p.detach()) for a, p in zip(before_g, G.parameters())]
+        assert all(moved), f"iteration {it}: {moved.count(False)} of G's parameter tensors did not move"
+    assert d_rows.shape == (cfg.d_steps, 6) and torch.isfinite(d_rows).all()
+
+
+def test_acgan_statistics_describe_the_adversarial_loss_and_report_aux_losses(tmp_path):
+    summary = train(tiny(conditioning="acgan", iterations=20), tmp_path)
+    it = iterations_table(tmp_path)
+    assert {K.AUX_LOSS_D, K.AUX_LOSS_G} <= set(it.columns) and K.GRADIENT_PENALTY not in it.columns
+    assert summary[K.D_LOSS_MEAN] == pytest.approx(it[K.LOSS_D].mean(), rel=1e-6)
+    assert (it[K.AUX_LOSS_D] > 0).all() and math.isfinite(summary[K.AUX_LOSS_G])
+    # A D that outputs logit 0 scores 2 ln 2: without the aux part the adversarial loss stays near it.
+    assert it[K.LOSS_D].iloc[0] == pytest.approx(2 * math.log(2), abs=0.3)
+
+
+def test_wgan_gp_reports_critic_loss_and_penalty_separately_and_every_d_step(tmp_path, monkeypatch):
+    from trainers import loop
+
+    per_step = []
+    real_step = loop.gan_step
+
+    def spy(*a, **k):
+        d_rows, g_row = real_step(*a, **k)
+        per_step.append(d_rows[:, 0].clone())
+        return d_rows, g_row
+
+    monkeypatch.setattr(loop, "gan_step", spy)
+    summary = train(tiny(loss="wgan_gp", d_norm="layer", d_steps=3, iterations=12, report_every=6), tmp_path)
+    it = iterations_table(tmp_path)
+    assert (it[K.GRADIENT_PENALTY] >= 0).all() and math.isfinite(summary[K.GRADIENT_PENALTY])
+    every = torch.cat(per_step).double().numpy()
+    assert every.size == 36  # 12 iterations x 3 D steps: the statistics cover every D step
+    assert summary[K.D_LOSS_MEAN] == pytest.approx(every.mean(), rel=1e-6)
+    assert summary[K.D_LOSS_VAR] == pytest.approx(every.var(), rel=1e-5)
+    assert math.isnan(summary[K.T0])  # no positive chance level for a critic
 
 
 def test_checkpoint_loads_with_weights_only_and_holds_the_config(tmp_path):

@@ -62,6 +62,7 @@ TRTR_PREFIX = "trtr_"
 ACCURACY = "accuracy"
 BALANCED_ACCURACY = "balanced_accuracy"
 ROC_AUC = "roc_auc"
+TEST_SPLIT = "test_split"  # + prefix: fingerprint of the real split the classifier was tested on
 AUGMENT_GAIN = "augment_gain"  # augmented accuracy minus real-only accuracy
 
 # The metric a study optimises by default, and its direction.

@@ -46,7 +46,6 @@ def run_downstream(cfg: TrialConfig, G: nn.Module, *, device: torch.device | str
     trtr = trtr_baseline(cfg, real_train, real_val, real_test, device, cache_dir)
     out.update({K.TRTR_PREFIX + k: v for k, v in trtr.items()})
     protocols = cfg.downstream_protocols
-    test_x, test_y = real_test.to_tensor(), real_test.labels
 
     if "tstr" in protocols:
         out.update(tstr(cfg, conditional_sampler(G, cfg, device), real_train, real_val, real_test, device))
@@ -64,7 +63,7 @@ def run_downstream(cfg: TrialConfig, G: nn.Module, *, device: torch.device | str
         x = torch.cat([real_train.to_tensor(), x_syn])
         y = torch.cat([torch.as_tensor(real_train.labels), labels])
         m = _protocol(K.AUGMENT_PREFIX, cfg, x, y, real_val.to_tensor(), torch.as_tensor(real_val.labels),
-                      test_x, test_y, names, device)
+                      real_test, names, device)
         out.update(m)
         out[K.AUGMENT_GAIN] = m[K.AUGMENT_PREFIX + K.ACCURACY] - trtr[K.ACCURACY]
     return out
@@ -103,8 +102,7 @@ def tstr(cfg: TrialConfig, sampler: Sampler, real_train: Any, real_val: Any, rea
         val_x = sampler(val_y, TSTR_VAL_SEED)
     else:
         val_x, val_y = real_val.to_tensor(), torch.as_tensor(real_val.labels)
-    return _protocol(K.TSTR_PREFIX, cfg, x, labels, val_x, val_y, real_test.to_tensor(), real_test.labels,
-                     real_train.class_names, device)
+    return _protocol(K.TSTR_PREFIX, cfg, x, labels, val_x, val_y, real_test, real_train.class_names, device)
 
 
 def real_splits(cfg: TrialConfig) -> tuple[Any, Any, Any]:
@@ -136,22 +134,24 @@ def _train_trtr(cfg: TrialConfig, train: Any, val: Any, test: Any, device: torch
                               train.to_tensor(), torch.as_tensor(train.labels), val.to_tensor(),
                               torch.as_tensor(val.labels), epochs=cfg.classifier_epochs,
                               patience=cfg.classifier_patience, seed=cfg.seed, device=device)
-    report = classification_report(model, test.to_tensor(), test.labels, train.class_names, device)
+    report = {**classification_report(model, test.to_tensor(), test.labels, train.class_names, device),
+              K.TEST_SPLIT: test.fingerprint}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(report, indent=1))
     return report
 
 
 def _protocol(prefix: str, cfg: TrialConfig, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor,
-              val_y: torch.Tensor, test_x: torch.Tensor, test_y: np.ndarray, names: tuple[str, ...],
-              device: torch.device | str) -> dict[str, Any]:
+              val_y: torch.Tensor, test: Any, names: tuple[str, ...], device: torch.device | str) -> dict[str, Any]:
+    """Fit on (x, y), early-stop on (val_x, val_y), report on the real `test` split (named by its fingerprint)."""
     if not (torch.isfinite(x).all() and torch.isfinite(val_x).all()):
         return {prefix + K.ACCURACY: math.nan, prefix + K.BALANCED_ACCURACY: math.nan, prefix + K.ROC_AUC: math.nan,
                 DOWNSTREAM_ERROR: f"{prefix.rstrip('_')}: generator produced non-finite images"}
     model, _ = fit_classifier(build_classifier(cfg.classifier, cfg.resolution, len(names)), x, torch.as_tensor(y),
                               val_x, torch.as_tensor(val_y), epochs=cfg.classifier_epochs,
                               patience=cfg.classifier_patience, seed=cfg.seed, device=device)
-    return {prefix + k: v for k, v in classification_report(model, test_x, test_y, names, device).items()}
+    report = classification_report(model, test.to_tensor(), test.labels, names, device)
+    return {prefix + k: v for k, v in {**report, K.TEST_SPLIT: test.fingerprint}.items()}
 
 
 def _labels_in_ratio(counts: np.ndarray, n: int) -> torch.Tensor:
