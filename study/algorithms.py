@@ -9,6 +9,8 @@ scheduler: fifo   - every trial runs to the end
            pbt    - population based training: lr_g and lr_d are perturbed (x0.8/x1.2 or resampled) and,
                     half the time, lr_d is reset to lr_g x a TTUR ratio in {1, 2, 4}; exploiting trials
                     continue from the better trial's checkpoint. PBT cannot be combined with a searcher.
+ASHA and PBT decide only at reports where the metric was measured (study/schedulers.py): a rung or
+perturbation falling on a report without FID is decided at the next report that has one.
 """
 from __future__ import annotations
 
@@ -46,20 +48,22 @@ def build_search(space: SearchSpace, search: str, *, max_concurrent: int, seed: 
 
 def build_scheduler(space: SearchSpace, scheduler: str) -> Any:
     """A Tune scheduler without metric/mode (TuneConfig passes them)."""
-    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, PopulationBasedTraining
+    from ray.tune.schedulers import FIFOScheduler
+
+    from study.schedulers import MeasuredASHA, MeasuredPBT
 
     if scheduler == "fifo":
         return FIFOScheduler()
     max_t, every = _extreme(space, "iterations", max), _extreme(space, "report_every", min)
     if scheduler == "asha":
         # Rungs at grace, 3x grace, 9x grace ... <= max_t, with grace at least one report.
-        return AsyncHyperBandScheduler(time_attr=K.ITERATION, max_t=max_t, grace_period=max(every, max_t // 9),
-                                       reduction_factor=3)
+        return MeasuredASHA(time_attr=K.ITERATION, max_t=max_t, grace_period=max(every, max_t // 9),
+                            reduction_factor=3)
     interval = max(every, (max_t // 4) // every * every)
     low, high = _lr_range(space)
     from ray import tune
 
-    return PopulationBasedTraining(
+    return MeasuredPBT(
         time_attr=K.ITERATION, perturbation_interval=interval, burn_in_period=0,
         hyperparam_mutations={key: tune.loguniform(low, high) for key in PBT_MUTABLE},
         custom_explore_fn=explore_ttur_ratio, quantile_fraction=0.25, resample_probability=0.25,

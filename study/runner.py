@@ -38,17 +38,41 @@ class StudyOutcome:
         return 130 if self.interrupted else 0
 
 
-def ensure_ray(address: str | None = None, *, dashboard: bool = False) -> None:
-    """Connect to a cluster (address, or RAY_ADDRESS as set by `ray job submit`) or start a local Ray."""
+def ensure_ray(address: str | None = None, *, dashboard: bool = False) -> bool:
+    """Connect to a cluster (address, or RAY_ADDRESS as set by `ray job submit`) or start a local Ray.
+
+    Returns True when this call started a local Ray: its nodes are all there will ever be.
+    """
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         ray.init(address=address)
-    else:  # "local": never attach by accident to another Ray instance running on this machine
-        ray.init(address="local", include_dashboard=dashboard)
+        return False
+    # "local": never attach by accident to another Ray instance running on this machine
+    ray.init(address="local", include_dashboard=dashboard)
+    return True
+
+
+def check_gpus(gpus_per_trial: float, *, local: bool) -> None:
+    """Refuse (local Ray) or warn about (a cluster, whose autoscaler may add nodes) --gpus-per-trial above
+    what any node has: Ray would otherwise keep such trials pending forever."""
+    import ray
+
+    if gpus_per_trial <= 0:
+        return
+    most = max((float(n.get("Resources", {}).get("GPU", 0)) for n in ray.nodes() if n.get("Alive")), default=0.0)
+    if gpus_per_trial <= most:
+        return
+    if local:
+        fix = (f"use --gpus-per-trial {most:g} or less (fractions share a GPU)" if most else
+               "use --gpus-per-trial 0 (CPU trials)")
+        raise UserError(f"--gpus-per-trial {gpus_per_trial:g} but this machine has {most:g} GPUs (as Ray sees "
+                        f"them), so no trial could ever start; {fix}, or run on a cluster with --address")
+    logger.warning("--gpus-per-trial %g but no node of the cluster has more than %g GPUs now; trials wait "
+                   "until the autoscaler adds a node with enough", gpus_per_trial, most)
 
 
 def prepared_space(spec: StudySpec) -> tuple[SearchSpace, dict[str, Any]]:
@@ -138,12 +162,12 @@ def _n_combinations(space: SearchSpace) -> int:
 def run_study(spec: StudySpec, *, progress: bool = True, address: str | None = None,
               dashboard: bool = False) -> StudyOutcome:
     """Start a new study (STUDY_DIR must not hold one yet) and run it to the end or to Ctrl-C."""
-    study_dir = Path(spec.study_dir)
-    study_dir.mkdir(parents=True, exist_ok=True)
     space, _ = prepared_space(spec)
+    # Ray first: a study it could never schedule is refused before STUDY_DIR holds a study.json.
+    check_gpus(spec.gpus_per_trial, local=ensure_ray(address, dashboard=dashboard))
+    Path(spec.study_dir).mkdir(parents=True, exist_ok=True)
     spec.save()
     warm_data_cache(space)
-    ensure_ray(address, dashboard=dashboard)
     tuner = build_tuner(spec, progress=progress)
     tuner.fit()
     return outcome(spec)
@@ -159,8 +183,8 @@ def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None 
     if not tune.Tuner.can_restore(path):
         raise UserError(f"no Ray Tune experiment to resume at {path}: the study stopped before its first "
                         f"trial started; delete {spec.study_dir} and start it again with gan-study run")
+    check_gpus(spec.gpus_per_trial, local=ensure_ray(address))
     warm_data_cache(space)
-    ensure_ray(address)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     tuner = tune.Tuner.restore(path, trainable=build_trainable(spec, space), resume_unfinished=True,
                                resume_errored=False, restart_errored=False)

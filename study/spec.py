@@ -16,7 +16,6 @@ from search_spaces.space import SCHEDULERS, SEARCHES, SearchSpace, check_metric,
 from study.layout import RAY_DIRNAME, STUDY_FILE
 from trainers import metric_keys as K
 from trainers.atomic import atomic_path
-from trainers.config import TrialConfig, fid_cadence
 from trainers.errors import UserError
 
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "hdfs://")
@@ -152,15 +151,21 @@ def _check_intermediate_metric(spec: StudySpec, space: SearchSpace) -> None:
     evaluated = {K.FID, K.KID_MEAN, K.KID_STD, K.PRECISION, K.RECALL, K.MS_SSIM_DIVERSITY, K.MEMORISATION_RATIO,
                  K.MEMORISATION_MIN_DIST}
     if spec.metric in evaluated or spec.metric.startswith(K.FID_PER_CLASS_PREFIX):
-        if "fid_every" in space.dims:
-            return
-        raw = space.fixed.get("fid_every", TrialConfig.fid_every)
+        if {"fid_every", "iterations", "report_every"} & set(space.dims):
+            return  # searched per trial: trials without a part-way value are simply never stopped early
+        cfg = space.resolve(next(space.combinations(), {}))
         device = "cuda" if spec.gpus_per_trial > 0 else "cpu"
-        if not fid_cadence(raw, device):
-            where = f" on {device.upper()} trials (auto)" if raw == -1 else ""
-            raise UserError(f"--scheduler {spec.scheduler} compares {spec.metric!r} part-way, but fid_every={raw} "
-                            f"evaluates only at the end{where}; add --set fid_every=1 (every report) or choose "
-                            "another --metric such as d_loss_mean")
+        cadence, reports = cfg.fid_cadence(device), -(-cfg.iterations // cfg.report_every)
+        where = f" on {device.upper()} trials (auto)" if cfg.fid_every == -1 else ""
+        if not cadence:
+            raise UserError(f"--scheduler {spec.scheduler} compares {spec.metric!r} part-way, but "
+                            f"fid_every={cfg.fid_every} evaluates only at the end{where}; add --set fid_every=1 "
+                            "(every report) or choose another --metric such as d_loss_mean")
+        if cadence >= reports:  # the first evaluation is the last report: the scheduler would never decide
+            raise UserError(f"--scheduler {spec.scheduler} compares {spec.metric!r} part-way, but "
+                            f"fid_every={cfg.fid_every} evaluates every {cadence} reports{where} and a trial makes "
+                            f"only {reports} (iterations={cfg.iterations}, report_every={cfg.report_every}); "
+                            f"set fid_every below {reports} or report more often")
 
 
 def read_spec(study_dir: str | Path) -> StudySpec:

@@ -102,12 +102,15 @@ def restore_checkpoint(checkpoint: Any, out_dir: Path, cfg: TrialConfig) -> int:
     Returns the step of the checkpoint Ray knows (0 for none): when the trial's own checkpoint is
     newer, the reports between the two may never have reached the driver (see `replay_reports`).
     """
-    from trainers.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+    from trainers.checkpoint import checkpoint_path, config_changes, load_checkpoint, save_checkpoint
+
+    def same_config(state: dict) -> bool:
+        return not config_changes(state["config"], cfg.to_dict())
 
     local = checkpoint_path(out_dir)
     local_state = _read_state(local)
     if checkpoint is None:
-        if local_state is not None and local_state["config"] != _comparable(cfg):
+        if local_state is not None and not same_config(local_state):
             local.unlink()  # a leftover of another config: start this one fresh
         return 0
     with checkpoint.as_directory() as d:
@@ -115,10 +118,9 @@ def restore_checkpoint(checkpoint: Any, out_dir: Path, cfg: TrialConfig) -> int:
         ray_state = _read_state(ray_file)
         if ray_state is None:
             raise FileNotFoundError(f"Ray checkpoint {d} holds no {CHECKPOINT_FILE}")
-        if local_state is not None and local_state["config"] == _comparable(cfg) and \
-                local_state["step"] >= ray_state["step"]:
+        if local_state is not None and same_config(local_state) and local_state["step"] >= ray_state["step"]:
             return ray_state["step"]  # our own newer checkpoint: continue from it, the loop is exact either way
-        if ray_state["config"] == _comparable(cfg):
+        if same_config(ray_state):
             _copy_atomic(ray_file, local)
             return ray_state["step"]
         # A checkpoint of another config: PBT exploited a better trial and mutated the config. Carry the
@@ -155,20 +157,14 @@ def replay_reports(out_dir: Path, after_step: int) -> list[dict]:
     return [r for r in records if after < int(r.get(K.ITERATION, 0)) <= state["step"]]
 
 
-def _comparable(cfg: TrialConfig) -> dict:
-    # device and threads are how, not what: a trial restored on another node may use another device.
-    return {k: v for k, v in cfg.to_dict().items() if k not in ("device", "num_threads")}
-
-
 def _read_state(path: Path) -> dict | None:
     if not path.is_file():
         return None
     from trainers.checkpoint import load_checkpoint
 
     ck = load_checkpoint(path)
-    config = {k: v for k, v in ck.get("config", {}).items() if k not in ("device", "num_threads")}
     loop = ck.get("loop", {})
-    return {"config": config, "step": int(loop.get("step", 0)),
+    return {"config": ck.get("config", {}), "step": int(loop.get("step", 0)),
             "ended": loop.get("status", K.STATUS_RUNNING) != K.STATUS_RUNNING}
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -33,8 +36,12 @@ def test_asha_on_fid_needs_intermediate_fid(tmp_path):
         new_spec(out=str(tmp_path / "s"), space="smoke", scheduler="asha")
     spec = new_spec(out=str(tmp_path / "s"), space="smoke", scheduler="asha", overrides={"fid_every": 1})
     assert spec.scheduler == "asha"
-    # On GPU trials the automatic cadence evaluates part-way, so ASHA on FID is allowed as it is.
-    assert new_spec(out=str(tmp_path / "g"), space="smoke", scheduler="asha", gpus_per_trial=0.5).scheduler == "asha"
+    # On GPU trials the automatic cadence evaluates every 5 reports: part-way only in trials of more than 5.
+    with pytest.raises(UserError, match=r"fid_every=-1 evaluates every 5 reports on CUDA trials \(auto\) and a trial "
+                                        r"makes only 4 \(iterations=40, report_every=10\); set fid_every below 4"):
+        new_spec(out=str(tmp_path / "g"), space="smoke", scheduler="asha", gpus_per_trial=0.5)
+    assert new_spec(out=str(tmp_path / "g"), space="smoke", scheduler="asha", gpus_per_trial=0.5,
+                    overrides={"iterations": 60}).scheduler == "asha"
 
 
 def test_downstream_metric_cannot_drive_asha(tmp_path):
@@ -69,6 +76,33 @@ def test_cli_rejects_an_existing_study_directory(tmp_path, capsys):
     spec.save()
     assert cli_main(["run", "--space", "smoke", "--out", str(tmp_path / "s")]) == 2
     assert "already holds a study" in capsys.readouterr().err
+
+
+def test_gpus_per_trial_beyond_every_node_is_refused_on_a_local_ray(monkeypatch, caplog):
+    import ray
+
+    from study.runner import check_gpus
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 16.0, "GPU": 2.0}}, {"Alive": False, "Resources": {"GPU": 8.0}}]
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    check_gpus(2, local=True)  # fits the largest live node
+    with pytest.raises(UserError, match=r"^--gpus-per-trial 4 but this machine has 2 GPUs .*use --gpus-per-trial 2 "
+                                        r"or less"):
+        check_gpus(4, local=True)
+    check_gpus(4, local=False)  # a cluster's autoscaler may still add such a node: a warning, not an error
+    assert "--gpus-per-trial 4 but no node of the cluster has more than 2 GPUs" in caplog.text
+
+
+@pytest.mark.slow
+def test_cli_refuses_more_gpus_than_the_machine_has_before_launching(tmp_path):
+    out = tmp_path / "s"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run([sys.executable, "-m", "study.cli", "run", "--space", "smoke", "--out", str(out),
+                           "--gpus-per-trial", "64", "--quiet"], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("gan-study run: error: --gpus-per-trial 64 but this machine has ") and "GPUs" in last
+    assert not (out / "study.json").exists()  # nothing launched: the same --out can be used again
 
 
 # ---------------------------------------------------------------------- results store

@@ -8,6 +8,7 @@ in every checkpoint (nanoGPT habit) so `gan-study generate` needs nothing else.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ from trainers.atomic import atomic_path
 
 CHECKPOINT_DIRNAME = "checkpoint"
 CHECKPOINT_FILENAME = "checkpoint.pt"
+# Keys a run may change when it continues from a checkpoint: how it runs, not what it trains (a trial
+# restored on another node may get another device; a rerun may use more CPU threads).
+RESUMABLE_KEYS = ("device", "num_threads")
+_UNSET = "<unset>"  # a key one of two configs lacks (a checkpoint written before the key existed)
 
 
 def checkpoint_path(out_dir: str | Path) -> Path:
@@ -36,3 +41,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if path.is_dir():
         path = path / CHECKPOINT_FILENAME
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def config_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """key -> (saved value, current value) for every key that differs, except RESUMABLE_KEYS.
+
+    Empty when a run with config `current` may continue from a checkpoint holding config `saved`.
+    """
+    keys = sorted((set(saved) | set(current)) - set(RESUMABLE_KEYS))
+    return {k: (saved.get(k, _UNSET), current.get(k, _UNSET)) for k in keys
+            if saved.get(k, _UNSET) != current.get(k, _UNSET)}

@@ -2,19 +2,25 @@
 
 Writes OUT/config.json, OUT/metrics.jsonl and OUT/metrics.parquet (one row per report),
 OUT/iterations.csv (one row per iteration), OUT/summary.json, OUT/samples/*.png and
-OUT/checkpoint/checkpoint.pt. Running it again on the same OUT resumes the run.
+OUT/checkpoint/checkpoint.pt. Running it again on the same OUT resumes the run; with another config
+it stops and names the keys that differ (`--fresh` deletes the old run and starts over), so config.json
+always describes the weights beside it.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from trainers import metric_keys as K
 from trainers.config import TrialConfig, load_config
-from trainers.errors import ConfigError
+from trainers.errors import ConfigError, UserError
+
+CONFIG_FILE = "config.json"
+PARQUET_FILE = "metrics.parquet"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (re-running resumes)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, e.g. --set iterations=500 (repeatable)")
-    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
+    parser.add_argument("--fresh", action="store_true",
+                        help="delete a previous run in --out (checkpoint, logs, samples) and start over")
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -55,8 +62,12 @@ def main(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     out = Path(args.out)
+    if args.fresh:
+        clear_run(out)
+    else:
+        check_resumable(out, cfg)
     out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "config.json")
+    cfg.save(out / CONFIG_FILE)
     print(f"trial {cfg.name}: {cfg.resolution}px {cfg.optimizer} lr_g={cfg.lr_g} lr_d={cfg.lr_d} "
           f"{cfg.iterations} iterations on {cfg.data} -> {out}", flush=True)
 
@@ -69,19 +80,47 @@ def main(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    summary = train(cfg, out, reporter=report, resume=not args.fresh)
+    summary = train(cfg, out, reporter=report, resume=True)
     _write_parquet(out)
     status = summary.get(K.STATUS, "?")
     print(f"{status}" + (f": {summary.get(K.REASON)}" if summary.get(K.REASON) else "") + f"; results in {out}")
     return 0 if status in (K.STATUS_FINISHED, K.STATUS_DIVERGED) else 1
 
 
+def check_resumable(out: Path, cfg: TrialConfig) -> None:
+    """Refuse to continue a checkpoint of another config in `out` (one line naming the differing keys)."""
+    from trainers.checkpoint import RESUMABLE_KEYS, checkpoint_path, config_changes, load_checkpoint
+
+    ckpt = checkpoint_path(out)
+    if not ckpt.is_file():
+        return
+    changes = config_changes(load_checkpoint(ckpt).get("config", {}), cfg.to_dict())
+    if changes:
+        diff = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+        raise UserError(f"{out} holds a run of another config ({diff}); rerun with its settings to resume "
+                        f"(only {', '.join(RESUMABLE_KEYS)} may change), or add --fresh to delete it and start over")
+
+
+def clear_run(out: Path) -> None:
+    """Delete what a previous run wrote to `out` (and nothing else the directory holds)."""
+    from trainers.checkpoint import CHECKPOINT_DIRNAME
+    from trainers.loop import ITERATIONS_FILE, METRICS_FILE, SAMPLES_DIR, SUMMARY_FILE
+
+    for name in (CHECKPOINT_DIRNAME, SAMPLES_DIR):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in (CONFIG_FILE, METRICS_FILE, PARQUET_FILE, ITERATIONS_FILE, SUMMARY_FILE):
+        (out / name).unlink(missing_ok=True)
+
+
 def _write_parquet(out: Path) -> None:
     import pandas as pd
 
-    lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
+    from trainers.loop import METRICS_FILE
+
+    log = out / METRICS_FILE
+    lines = log.read_text().splitlines() if log.exists() else []
     if lines:
-        pd.DataFrame([json.loads(ln) for ln in lines]).to_parquet(out / "metrics.parquet", index=False)
+        pd.DataFrame([json.loads(ln) for ln in lines]).to_parquet(out / PARQUET_FILE, index=False)
 
 
 if __name__ == "__main__":
