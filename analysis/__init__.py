@@ -5,7 +5,8 @@ Notebook use:
     >>> a = analyze(["runs/smoke"], n_resamples=500)                 # doctest: +SKIP
     >>> print(render_report(a))                                      # doctest: +SKIP
 
-Statistics alone: `analysis.stats.corr_test(x, y, method="spearman", covariates=None)`.
+Statistics alone: `analysis.stats.corr_test(x, y, method="spearman", covariates=None, clusters=None)`
+(`clusters`: a configuration label per row, so seeds are resampled together; docs/STATISTICS.md).
 """
 from __future__ import annotations
 

@@ -36,6 +36,8 @@ NAME = cfg("name")
 LOSS = cfg("loss")
 # Columns that never define a configuration: averaging over them gives the configuration level.
 NOT_CONFIGURATION = (SEED, NAME)
+# How FID/KID were measured (feature extractor, samples per side): values measured differently never pool.
+MEASUREMENT = (mk.EVAL_EXTRACTOR, mk.EVAL_N)
 
 # --- factors the study varies (seed 002: optimizer, activation, TTUR; plus compare_gan-style extras)
 FACTORS = (

@@ -3,22 +3,26 @@
 Across trials: every (target, predictor) pair, Pearson and Spearman, at trial and configuration level,
 within each loss type (and pooled after z-scoring within loss), plain and partial on study factors.
 Within trials: correlation across one trial's reports between its D loss and its FID.
+Seeds are repeats of a configuration, so intervals and p-values resample configurations at both levels.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from analysis import columns as C
-from analysis.groups import LEVELS, at_level, loss_groups, zscore_within
+from analysis.groups import (LEVELS, at_level, configuration_codes, is_pooled, loss_groups, measurement_labels,
+                             zscore_within)
 from analysis.partial import control_columns, design_matrix
-from analysis.stats import bootstrap_mean, corr_test
+from analysis.stats import bootstrap_mean, corr_test, design_rank
 from trainers import metric_keys as mk
 
 WITHIN_X = (mk.LOSS_D, mk.D_LOSS_MEAN)
-MIN_DOF_PARTIAL = 8  # n - k: leaves >= 5 residual degrees of freedom after intercept and r
+MIN_DOF_PARTIAL = 8  # configurations - control rank: >= 5 residual degrees of freedom after intercept and r
+UNIT = {"trial": "trial", "config": "configuration"}  # what one point of r is
 
 
 def signal_correlations(
@@ -33,39 +37,71 @@ def signal_correlations(
     n_permutations: int = 2000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per test: level, group, target, predictor, method, controls, n, r, CI, p-values."""
+    """One row per test: level, unit, group, target, predictor, method, controls, n, n_configs, r, CI, p.
+
+    Every CI and p-value treats the configuration as the unit: at trial level the seeds of one
+    configuration are resampled and permuted together, and the t-test counts configurations.
+    """
     targets = [t for t in targets if t in trials.columns and trials[t].notna().any()]
     predictors = [p for p in predictors if p in trials.columns and trials[p].notna().any()]
     rows: list[dict] = []
     if not targets or not predictors or trials.empty:
         return pd.DataFrame(rows)
     values = [*targets, *predictors]
+    one_seed_each = len(at_level(trials, "config", values)) == len(trials)
     for level in levels:
+        if level == "trial" and one_seed_each and "config" in levels:
+            continue  # one seed per configuration: the trial level is the configuration level
         frame = at_level(trials, level, values)
-        if level != "trial" and len(frame) == len(trials):
-            continue  # one seed per configuration: identical to the trial level
         for group, sub in loss_groups(frame, values):
-            controls = control_columns(sub)
-            design, _names = design_matrix(sub, controls) if partial and controls else (None, [])
+            design = _tests_in_group(sub, level, group, partial)
             for target in targets:
                 for predictor in predictors:
                     for method in methods:
-                        base = {"level": level, "group": group, "target": target, "predictor": predictor,
-                                "method": method}
+                        base = {"level": level, "unit": UNIT[level], "group": group, "target": target,
+                                "predictor": predictor, "method": method}
                         kw = {"method": method, "n_resamples": n_resamples, "n_permutations": n_permutations,
-                                  "seed": seed + len(rows)}
+                              "seed": seed + len(rows), **design.resampling}
                         res = corr_test(sub[predictor], sub[target], **kw)
                         rows.append({**base, "controls": "", **res.as_row()})
-                        if design is not None and design.shape[1]:
-                            # Partial r needs spare degrees of freedom; a saturated fit says nothing.
-                            if len(sub) - design.shape[1] >= MIN_DOF_PARTIAL:
-                                res = corr_test(sub[predictor], sub[target], covariates=design, **kw)
-                                row = res.as_row()
-                            else:
-                                row = {"method": method, "n": len(sub), "n_covariates": design.shape[1],
-                                           "note": f"partial skipped: {design.shape[1]} control columns, n={len(sub)}"}
-                            rows.append({**base, "controls": ", ".join(controls), **row})
+                        if design.matrix is None:
+                            continue
+                        # Partial r needs spare degrees of freedom; a saturated fit says nothing.
+                        if design.spare_dof >= MIN_DOF_PARTIAL:
+                            row = corr_test(sub[predictor], sub[target], covariates=design.matrix, **kw).as_row()
+                        else:
+                            row = {"method": method, "n": len(sub), "n_configs": design.n_configs,
+                                   "n_covariates": design.matrix.shape[1], "control_rank": design.rank,
+                                   "note": f"partial skipped: control rank {design.rank}, "
+                                           f"{design.n_configs} configurations"}
+                        rows.append({**base, "controls": ", ".join(design.controls), **row})
     return pd.DataFrame(rows)
+
+
+@dataclass
+class _GroupDesign:
+    """What every test in one (level, group) shares: resampling units, strata and the control design."""
+
+    resampling: dict
+    n_configs: int
+    controls: list[str]
+    matrix: np.ndarray | None
+    rank: int
+
+    @property
+    def spare_dof(self) -> int:
+        return self.n_configs - self.rank
+
+
+def _tests_in_group(sub: pd.DataFrame, level: str, group: str, partial: bool) -> _GroupDesign:
+    clusters = configuration_codes(sub) if level == "trial" else np.arange(len(sub))
+    # In the pooled group configurations are only exchanged with configurations of the same loss type.
+    strata = sub[C.LOSS].astype(str).to_numpy() if is_pooled(group) and C.LOSS in sub.columns else None
+    controls = control_columns(sub) if partial else []
+    matrix = design_matrix(sub, controls)[0] if controls else None
+    matrix = matrix if matrix is not None and matrix.shape[1] else None
+    return _GroupDesign({"clusters": clusters, "strata": strata}, len(np.unique(clusters)), controls, matrix,
+                        design_rank(matrix))
 
 
 def correlation_matrices(trials: pd.DataFrame, columns: Sequence[str],
@@ -111,20 +147,34 @@ def within_trial(
     return pd.DataFrame(rows)
 
 
-def summarise_within(per_trial: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Per x signal and loss type: how many trials, mean r with bootstrap CI over trials, share negative."""
+def summarise_within(per_trial: pd.DataFrame, trials: pd.DataFrame | None = None, *, n_resamples: int = 2000,
+                     seed: int = 0) -> pd.DataFrame:
+    """Per x signal, measurement setting and loss type: trials, mean r with a CI, share negative.
+
+    With `trials` (the analysed trial table) the CI resamples configurations, keeping their seeds
+    together, and per-trial r from different FID measurement settings are summarised apart.
+    """
     rows: list[dict] = []
     if per_trial.empty:
         return pd.DataFrame(rows)
-    for (x, loss), sub in per_trial.groupby(["x", C.LOSS], sort=True, dropna=False):
+    per_trial = per_trial.assign(_config=np.arange(len(per_trial)), _measurement="")
+    if trials is not None and C.TRIAL_KEY in trials.columns:
+        key = trials[C.TRIAL_KEY]
+        per_trial["_config"] = per_trial[C.TRIAL_KEY].map(dict(zip(key, configuration_codes(trials))))
+        per_trial["_measurement"] = per_trial[C.TRIAL_KEY].map(dict(zip(key, measurement_labels(trials))))
+        if per_trial["_measurement"].nunique() <= 1:
+            per_trial["_measurement"] = ""
+    for (x, measurement, loss), sub in per_trial.groupby(["x", "_measurement", C.LOSS], sort=True, dropna=False):
+        sub = sub.loc[np.isfinite(sub["r"].astype(float))]
         r = sub["r"].to_numpy(dtype=float)
-        r = r[np.isfinite(r)]
-        mean, lo, hi = bootstrap_mean(r, n_resamples=n_resamples, seed=seed)
-        rows.append({"x": x, "y": sub["y"].iloc[0], "method": sub["method"].iloc[0], "group": f"loss={loss}",
-                         "n_trials": len(r), "mean_r": mean, "ci_low": lo, "ci_high": hi,
-                         "median_r": float(np.median(r)) if len(r) else np.nan,
-                         "share_negative": float(np.mean(r < 0)) if len(r) else np.nan,
-                         "median_points": float(sub["n_points"].median())})
+        mean, lo, hi = bootstrap_mean(r, clusters=sub["_config"].to_numpy(), n_resamples=n_resamples, seed=seed)
+        group = f"{measurement}; loss={loss}" if measurement else f"loss={loss}"
+        rows.append({"x": x, "y": sub["y"].iloc[0] if len(sub) else np.nan,
+                     "method": sub["method"].iloc[0] if len(sub) else np.nan, "group": group,
+                     "n_trials": len(r), "n_configs": int(sub["_config"].nunique()), "mean_r": mean,
+                     "ci_low": lo, "ci_high": hi, "median_r": float(np.median(r)) if len(r) else np.nan,
+                     "share_negative": float(np.mean(r < 0)) if len(r) else np.nan,
+                     "median_points": float(sub["n_points"].median()) if len(sub) else np.nan})
     return pd.DataFrame(rows)
 
 

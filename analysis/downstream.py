@@ -1,7 +1,8 @@
 """Is FID useful downstream? TSTR accuracy against FID, the TRTR baseline, and augmentation gain.
 
 Accuracies are stored as fractions (sklearn); gains are reported in percentage points, like seed 001's
-71.31% -> 74.68% (+3.37 points).
+71.31% -> 74.68% (+3.37 points). Intervals and p-values over trials resample whole configurations
+(seeds are repeats); a configuration's own row is a CI across its seeds.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import columns as C
-from analysis.groups import config_labels, configuration_key, varied
+from analysis.groups import config_labels, configuration_codes, configuration_key, measurement_groups, varied
 from analysis.stats import bootstrap_mean, corr_test
 from trainers import metric_keys as mk
 
@@ -24,23 +25,29 @@ def to_points(values: pd.Series) -> pd.Series:
 
 def tstr_vs_fid(trials: pd.DataFrame, *, n_resamples: int = 2000, n_permutations: int = 2000,
                 seed: int = 0) -> pd.DataFrame:
-    """Pearson and Spearman of TSTR accuracy on FID, over every analysed trial (both are loss-agnostic)."""
+    """Pearson and Spearman of TSTR accuracy on FID over the analysed trials (both are loss-agnostic).
+
+    One pair of rows per FID measurement setting; seeds of a configuration are resampled together.
+    """
     rows = []
     if not {mk.FID, C.TSTR_ACCURACY} <= set(trials.columns):
         return pd.DataFrame(rows)
-    for method in ("pearson", "spearman"):
-        res = corr_test(trials[mk.FID], trials[C.TSTR_ACCURACY], method=method, n_resamples=n_resamples,
-                        n_permutations=n_permutations, seed=seed)
-        rows.append(dict(x=mk.FID, y=C.TSTR_ACCURACY, **res.as_row()))
+    for measurement, part in measurement_groups(trials):
+        for method in ("pearson", "spearman"):
+            res = corr_test(part[mk.FID], part[C.TSTR_ACCURACY], method=method, clusters=configuration_codes(part),
+                            n_resamples=n_resamples, n_permutations=n_permutations, seed=seed)
+            rows.append(dict(level="trial", unit="trial", group=measurement or "all", x=mk.FID, y=C.TSTR_ACCURACY,
+                             **res.as_row()))
     return pd.DataFrame(rows)
 
 
 def baseline(trials: pd.DataFrame, column: str = C.TRTR_ACCURACY, *, n_resamples: int = 2000,
              seed: int = 0) -> dict | None:
-    """Mean of a baseline metric (TRTR accuracy) over trials with its bootstrap CI, or None if absent."""
+    """Mean of a baseline metric (TRTR accuracy) over trials with its cluster-bootstrap CI, or None if absent."""
     if column not in trials.columns or not trials[column].notna().any():
         return None
-    mean, lo, hi = bootstrap_mean(trials[column], n_resamples=n_resamples, seed=seed)
+    mean, lo, hi = bootstrap_mean(trials[column], clusters=configuration_codes(trials), n_resamples=n_resamples,
+                                  seed=seed)
     return {"metric": column, "n": int(trials[column].notna().sum()), "mean": mean, "ci_low": lo, "ci_high": hi}
 
 
@@ -51,7 +58,8 @@ def augmentation_gain(trials: pd.DataFrame, *, n_resamples: int = 2000, seed: in
     df = trials.loc[trials[mk.AUGMENT_GAIN].notna()].copy()
     df["gain_points"] = to_points(df[mk.AUGMENT_GAIN])
     rows = []
-    mean, lo, hi = bootstrap_mean(df["gain_points"], n_resamples=n_resamples, seed=seed)
+    mean, lo, hi = bootstrap_mean(df["gain_points"], clusters=configuration_codes(df), n_resamples=n_resamples,
+                                  seed=seed)
     rows.append({"configuration": "all trials", "n_seeds": len(df), "gain_points": mean, "ci_low": lo, "ci_high": hi,
                      "share_positive": float(np.mean(df["gain_points"] > 0))})
     labels = config_labels(df, varied(df, configuration_key(df)))
@@ -63,13 +71,14 @@ def augmentation_gain(trials: pd.DataFrame, *, n_resamples: int = 2000, seed: in
 
 
 def downstream_summary(trials: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Mean and CI of accuracy, balanced accuracy and ROC AUC for each protocol (tstr, augment, trtr)."""
+    """Mean and cluster-bootstrap CI of accuracy, balanced accuracy and ROC AUC per protocol (tstr, augment, trtr)."""
     rows = []
+    clusters = configuration_codes(trials)
     for prefix in (mk.TSTR_PREFIX, mk.AUGMENT_PREFIX, mk.TRTR_PREFIX):
         for metric in (mk.ACCURACY, mk.BALANCED_ACCURACY, mk.ROC_AUC):
             col = prefix + metric
             if col in trials.columns and trials[col].notna().any():
-                mean, lo, hi = bootstrap_mean(trials[col], n_resamples=n_resamples, seed=seed)
+                mean, lo, hi = bootstrap_mean(trials[col], clusters=clusters, n_resamples=n_resamples, seed=seed)
                 rows.append({"metric": col, "n": int(trials[col].notna().sum()), "mean": mean, "ci_low": lo,
                              "ci_high": hi})
     return pd.DataFrame(rows)

@@ -1,4 +1,8 @@
-"""CSV exports of every table in an `Analysis` (OUT/csv/*.csv), one file per table."""
+"""CSV exports of every table in an `Analysis` (OUT/csv/*.csv), one file per table.
+
+`tests.csv` is the report's family of tests (primary first, with unit, p and BH q); the tables the tests
+come from (correlations, tstr_vs_fid, factor_effects) carry the same `q` and `primary` columns.
+"""
 from __future__ import annotations
 
 import re
@@ -18,6 +22,7 @@ def write_csvs(a: Analysis, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     tables: dict[str, pd.DataFrame] = {
         "trials": a.data.trials,
+        "tests": a.tests,
         "correlations": a.correlations,
         "within_trial": a.within,
         "within_trial_summary": a.within_summary,

@@ -14,7 +14,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from analysis import columns as C
-from analysis.groups import POOLED_LABEL, loss_groups, varied
+from analysis.groups import is_pooled, loss_groups, measurement_groups, varied
 from analysis.memory_cost import FEATURES, MEM, NORM, SEED002_SAVING_PCT, WITH_BN, series_keys
 from analysis.pipeline import Analysis
 from analysis.reference import FAILED
@@ -33,17 +33,24 @@ def fmt_corr(row: pd.Series | dict | None) -> str:
     if not np.isfinite(r):
         return f"r undefined ({row.get('note') or 'no data'}), n = {row.get('n', 0)}"
     ci = f" [95% CI {row['ci_low']:.2f}, {row['ci_high']:.2f}]" if np.isfinite(row.get("ci_low", np.nan)) else ""
-    return f"r = {r:.2f}{ci}, p_perm = {row.get('p_perm', np.nan):.3g}, n = {int(row['n'])}"
+    q = row.get("q", np.nan)
+    q = f", q = {q:.3g}" if np.isfinite(q) else ""
+    return f"r = {r:.2f}{ci}, p_perm = {row.get('p_perm', np.nan):.3g}{q}, n = {int(row['n'])}"
 
 
 def find_corr(a: Analysis, *, target: str, predictor: str, group: str, level: str = "trial",
               method: str = "pearson") -> pd.Series | None:
+    """The plain test's row; the configuration level stands in when the trial level was not run (one seed each)."""
     c = a.correlations
     if c.empty:
         return None
-    hit = c.loc[(c.level == level) & (c.group == group) & (c.target == target) & (c.predictor == predictor)
-                & (c.method == method) & (c.controls == "")]
-    return None if hit.empty else hit.iloc[0]
+    hit = c.loc[(c.group == group) & (c.target == target) & (c.predictor == predictor) & (c.method == method)
+                & (c.controls == "")]
+    for wanted in (level, "config"):
+        rows = hit.loc[hit.level == wanted]
+        if not rows.empty:
+            return rows.iloc[0]
+    return None
 
 
 def color_factor(a: Analysis, requested: str | None = None) -> str | None:
@@ -79,7 +86,7 @@ def scatter_signal(a: Analysis, predictor: str = mk.D_LOSS_MEAN, target: str = m
         fig.add_trace(go.Scatter(x=xs, y=slope * xs + icpt, mode="lines", name="OLS fit",
                                  line={"color": "black", "dash": "dash"}))
         stat = fmt_corr(find_corr(a, target=target, predictor=predictor, group=group))
-        zs = " (z-scored)" if group == POOLED_LABEL else ""
+        zs = " (z-scored)" if is_pooled(group) else ""
         fig.update_layout(title=f"{C.label(target)} vs {C.label(predictor)}, {group}<br><sub>Pearson {stat}</sub>",
                           xaxis_title=C.label(predictor) + zs, yaxis_title=C.label(target) + zs, height=480)
         figs.append(fig)
@@ -162,7 +169,9 @@ def factor_figures(a: Analysis) -> list[go.Figure]:
     figs = []
     if f.empty:
         return figs
-    for metric, fm in f.groupby("metric", sort=False):
+    keys = ["metric", "measurement"] if "measurement" in f.columns else ["metric"]
+    for key, fm in f.groupby(keys, sort=False):
+        metric, measured = (key[0], f", {key[1]}") if len(keys) == 2 else (key[0], "")
         factors = list(dict.fromkeys(fm["factor"]))
         cols = min(3, len(factors))
         rows = math.ceil(len(factors) / cols)
@@ -175,7 +184,8 @@ def factor_figures(a: Analysis) -> list[go.Figure]:
                 marker={"size": 10, "color": PALETTE[i % len(PALETTE)]}, text=g["n"].map(lambda n: f"n={n}"),
                 error_y={"type": "data", "array": (g.ci_high - g["mean"]).fillna(0),
                              "arrayminus": (g["mean"] - g.ci_low).fillna(0)}), row=i // cols + 1, col=i % cols + 1)
-        fig.update_layout(title=f"{C.label(metric)} by factor level (mean, 95% bootstrap CI; Kruskal-Wallis p)",
+        fig.update_layout(title=f"{C.label(metric)}{measured} by factor level (mean, 95% bootstrap CI over "
+                          "configurations; Kruskal-Wallis p over configuration means)",
                           height=300 * rows + 100)
         figs.append(fig)
     return figs
@@ -187,9 +197,10 @@ def tstr_figure(a: Analysis) -> go.Figure | None:
         return None
     df = a.analysed.dropna(subset=[mk.FID, C.TSTR_ACCURACY])
     fig = go.Figure()
-    groups = df.groupby(C.LOSS, sort=True) if C.LOSS in df.columns else [("all", df)]
-    for i, (loss, part) in enumerate(groups):
-        fig.add_trace(go.Scatter(x=part[mk.FID], y=part[C.TSTR_ACCURACY], mode="markers", name=f"loss={loss}",
+    groups = [(f"{m}; loss={loss}" if m else f"loss={loss}", g) for m, part in measurement_groups(df)
+              for loss, g in (part.groupby(C.LOSS, sort=True) if C.LOSS in part.columns else [("all", part)])]
+    for i, (name, part) in enumerate(groups):
+        fig.add_trace(go.Scatter(x=part[mk.FID], y=part[C.TSTR_ACCURACY], mode="markers", name=name,
                                  text=part[C.TRIAL_KEY], marker={"size": 9, "color": PALETTE[i % len(PALETTE)]}))
     if a.trtr:
         fig.add_hline(y=a.trtr["mean"], line_dash="dot", annotation_text=f"TRTR baseline {a.trtr['mean']:.3f}")

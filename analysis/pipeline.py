@@ -22,7 +22,8 @@ from analysis.budget import budget_curves
 from analysis.correlation import correlation_matrices, signal_correlations, summarise_within, within_trial
 from analysis.downstream import augmentation_gain, baseline, downstream_summary, tstr_vs_fid
 from analysis.factors import factor_effects
-from analysis.groups import varied
+from analysis.family import assign_family
+from analysis.groups import measurement_groups, measurement_labels, varied
 from analysis.load import DEFAULT_STATUSES, StudyData, load_studies
 from analysis.memory_cost import bn_saving, memory_curves
 from analysis.tables import classification_report, confusion_matrix, table1
@@ -58,6 +59,8 @@ class Analysis:
     memory_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     bn_saving: pd.DataFrame = field(default_factory=pd.DataFrame)
     reference: dict[str, pd.DataFrame] | None = None
+    tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # the report's family of tests, with q
+    measurements: list[str] = field(default_factory=list)  # FID/KID measurement settings, when several
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -88,9 +91,11 @@ def analyze(
     if a.analysed.empty:
         a.notes.append(f"no trial has status {', '.join(a.statuses)}: statistics over trials are skipped")
     else:
+        _measurements(a)
         _quality_vs_signals(a, kw)
         _factors_budget_tables(a, kw)
         _downstream(a, kw)
+        a.tests = assign_family(a.correlations, a.tstr_fid, a.factors)
     a.memory_curves = memory_curves(data.memory)
     a.bn_saving = bn_saving(data.memory)
     if a.memory_curves.empty:
@@ -102,6 +107,16 @@ def analyze(
                            "matrix": ref.reference_matrix(table)}
     a.seconds = time.perf_counter() - start
     return a
+
+
+def _measurements(a: Analysis) -> None:
+    """Name the FID/KID measurement settings when there are several: they are analysed apart, never pooled."""
+    labels = sorted(measurement_labels(a.analysed).unique())
+    if len(labels) > 1:
+        a.measurements = labels
+        a.notes.append(f"FID/KID were measured in {len(labels)} ways ({'; '.join(labels)}): values measured "
+                       "with different extractors or sample sizes are not comparable, so each setting is "
+                       "analysed as its own group and never pooled")
 
 
 def _quality_vs_signals(a: Analysis, kw: dict) -> None:
@@ -117,19 +132,31 @@ def _quality_vs_signals(a: Analysis, kw: dict) -> None:
     a.matrices = correlation_matrices(df, MATRIX_COLUMNS)
     keys = df[C.TRIAL_KEY].tolist()
     a.within = within_trial(a.data.history, keys)
-    a.within_summary = summarise_within(a.within, **kw)
+    a.within_summary = summarise_within(a.within, df, **kw)
     if a.within.empty and a.has(mk.FID):
         a.notes.append("within-trial correlation needs >= 3 reports with FID per trial (set fid_every): skipped")
 
 
 def _factors_budget_tables(a: Analysis, kw: dict) -> None:
     df = a.analysed
-    a.factors = factor_effects(df, **kw)
+    a.factors = factor_effects(df, n_permutations=a.n_permutations, **kw)
     if a.factors.empty:
         a.notes.append("no factor varies among analysed trials with a measured FID/TSTR: factor effects skipped")
     by = C.LOSS if a.loss_column_varies else (varied(df, C.FACTORS) or [None])[0]
-    a.budget = budget_curves(df, by=by, n_resamples=min(a.n_resamples, 1000), seed=a.seed)
-    a.table1 = table1(df)
+    budgets, tables = [], []
+    for measurement, part in measurement_groups(df):
+        curves = budget_curves(part, by=by, n_resamples=min(a.n_resamples, 1000), seed=a.seed)
+        budgets.append(curves.assign(group=measurement + "; " + curves["group"]) if measurement and not curves.empty
+                       else curves)
+        layout = table1(part)
+        tables.append(layout.assign(**{"FID measured": measurement}) if measurement and not layout.empty else layout)
+    a.budget = _concat(budgets)
+    a.table1 = _concat(tables)
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _downstream(a: Analysis, kw: dict) -> None:

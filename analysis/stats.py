@@ -1,9 +1,13 @@
 """Correlation with uncertainty: Pearson/Spearman r, bootstrap CI (BCa or percentile), permutation p.
 
-Everything is vectorised over resamples (a (B, n) index matrix), so 2,000 resamples of a few
-hundred trials take milliseconds. Optional covariates turn r into a partial correlation: x and y
-are residualised on the covariate design matrix, and each bootstrap resample re-fits that
-regression so the CI includes the uncertainty of the adjustment.
+The configuration is the unit (docs/STATISTICS.md). Given `clusters` (a configuration label per row),
+the bootstrap resamples whole configurations, permutations move whole configurations, and the t-test
+counts configurations, not rows; without `clusters` every row is its own configuration and all three
+are the textbook versions. Optional covariates turn r into a partial correlation of the residuals of x
+and y on the covariates (Spearman: of their ranks; ranking first would make a linear confounder
+nonlinear and leak it into the residuals). Each bootstrap resample re-fits the covariate regression
+(the CI includes the adjustment's uncertainty), and the permutation p is Freedman-Lane's. Everything is
+vectorised over resamples.
 
 Example:
     >>> import numpy as np
@@ -13,7 +17,6 @@ Example:
 """
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,13 +24,22 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import special, stats
 
+from analysis.resample import Design, block_permutations, bootstrap_weights, jackknife_weights
+from analysis.weighted import residual_maker, weighted_corr, weighted_ranks, wls_residuals
+
 METHODS = ("pearson", "spearman")
 CI_KINDS = ("bca", "percentile")
+TIE_TOLERANCE = 1e-10  # permuted |r| this close to the observed one counts as extreme (float ties)
+NO_EXCHANGE = "no two configurations with the same number of seeds can be exchanged: no p_perm"
 
 
 @dataclass
 class CorrResult:
-    """One correlation test. `p_perm` is exact when n! <= the permutation budget."""
+    """One correlation test. `n_configs` counts independent units (clusters; = n without clusters).
+
+    `p_perm` is exact when every arrangement fits the permutation budget. `control_rank` is the rank of
+    the covariate design (degrees of freedom), `n_covariates` its column count.
+    """
 
     method: str
     n: int
@@ -39,35 +51,18 @@ class CorrResult:
     ci_kind: str
     n_covariates: int = 0
     note: str = ""
+    n_configs: int = 0
+    control_rank: int = 0
 
     def as_row(self) -> dict:
         return asdict(self)
 
 
-def corr_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r of each row pair of two (B, n) arrays (NaN where a row is constant)."""
-    xm = x - x.mean(axis=-1, keepdims=True)
-    ym = y - y.mean(axis=-1, keepdims=True)
-    num = (xm * ym).sum(axis=-1)
-    den = np.sqrt((xm * xm).sum(axis=-1) * (ym * ym).sum(axis=-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = num / den
-    r = np.where(den > 1e-300, r, np.nan)
-    return np.clip(r, -1.0, 1.0)
-
-
-def residualise(values: np.ndarray, design: np.ndarray) -> np.ndarray:
-    """Least-squares residuals of values (..., n) on design (..., n, k), batched over leading axes.
-
-    Normal equations with a tiny ridge instead of a batched pinv: ~20x faster for thousands of
-    resamples, and a dummy column that a resample left all-zero cannot make the system singular.
-    """
-    zt = np.swapaxes(design, -1, -2)
-    gram = zt @ design
-    ridge = 1e-9 * (np.trace(gram, axis1=-2, axis2=-1)[..., None, None] + 1.0)
-    gram = gram + ridge * np.eye(design.shape[-1])
-    coef = np.linalg.solve(gram, zt @ values[..., None])
-    return values - (design @ coef)[..., 0]
+def design_rank(covariates: np.ndarray | None) -> int:
+    """Rank of a covariate design (no intercept) once an intercept is added, minus that intercept."""
+    if covariates is None or covariates.shape[1] == 0 or len(covariates) == 0:
+        return 0
+    return int(np.linalg.matrix_rank(np.column_stack([np.ones(len(covariates)), covariates]))) - 1
 
 
 def corr_test(
@@ -76,6 +71,8 @@ def corr_test(
     *,
     method: str = "pearson",
     covariates: np.ndarray | None = None,
+    clusters=None,
+    strata=None,
     n_resamples: int = 2000,
     n_permutations: int = 2000,
     ci: float = 0.95,
@@ -86,7 +83,11 @@ def corr_test(
 
     Args:
         method: "pearson" or "spearman" (average ranks for ties).
-        covariates: (n, k) design *without* intercept; when given, r is the partial correlation.
+        covariates: (n, k) design *without* intercept; when given, r is the partial correlation (Spearman:
+            rank correlation of the residuals).
+        clusters: configuration label per row; rows sharing one are resampled and permuted together.
+        strata: label per row (constant within a cluster); clusters are only resampled and exchanged
+            within their stratum (e.g. loss type in a pooled group).
         ci_kind: "bca" (falls back to percentile when its constants are undefined) or "percentile".
         seed: seeds both the bootstrap and the permutations, so results are reproducible.
     """
@@ -100,24 +101,33 @@ def corr_test(
     ok = np.isfinite(x) & np.isfinite(y)
     if z is not None:
         ok &= np.isfinite(z).all(axis=1)
-        z = np.column_stack([np.ones(len(x)), z])[ok]
+        z = z[ok]
+    design = Design.of(int(ok.sum()), _subset(clusters, ok), _subset(strata, ok))
     x, y = x[ok], y[ok]
-    n, k = len(x), 0 if z is None else z.shape[1] - 1
+    n, units = len(x), design.n_clusters
+    cols, rank = (0, 0) if z is None else (z.shape[1], design_rank(z))
+    z = None if z is None else np.column_stack([np.ones(n), z])
     nan = float("nan")
-    if n - k < 3:
-        return CorrResult(method, n, nan, nan, nan, nan, nan, ci_kind, k, note=f"too few points (n={n}, k={k})")
-    statistic = _statistic(x, y, z, method)
-    r = float(statistic(np.arange(n)[None, :])[0])
+    empty = CorrResult(method, n, nan, nan, nan, nan, nan, ci_kind, cols, "", units, rank)
+    if units - rank < 3:
+        empty.note = f"too few points (n={n}, configurations={units}, k={rank})"
+        return empty
+    r = _observed(x, y, z, method)
     if not np.isfinite(r):
-        return CorrResult(method, n, nan, nan, nan, nan, nan, ci_kind, k, note="a variable is constant")
+        empty.note = "a variable is constant"
+        return empty
     rng = np.random.default_rng(seed)
-    lo, hi, used = bootstrap_ci(statistic, n, r, n_resamples=n_resamples, ci=ci, kind=ci_kind, rng=rng)
-    p_perm = _permutation_p(x, y, z, method, r, n_permutations, rng)
-    return CorrResult(method, n, r, lo, hi, p_perm, parametric_p(r, n, k), used, k)
+    lo, hi, used = bootstrap_ci(_statistic(x, y, z, method), design, r, n_resamples=n_resamples, ci=ci,
+                                kind=ci_kind, rng=rng)
+    p_perm, note = permutation_p(x, y, z, method, design, n_permutations, rng)
+    return CorrResult(method, n, r, lo, hi, p_perm, parametric_p(r, units, rank), used, cols, note, units, rank)
 
 
 def parametric_p(r: float, n: int, k: int = 0) -> float:
-    """Two-sided t-test p-value of r with n - 2 - k degrees of freedom (scipy's pearsonr for k=0)."""
+    """Two-sided t-test p-value of r with n - 2 - k degrees of freedom (scipy's pearsonr for k=0).
+
+    n counts independent units (configurations) and k the rank of the control design.
+    """
     dof = n - 2 - k
     if dof < 1 or not np.isfinite(r):
         return float("nan")
@@ -138,7 +148,7 @@ def fisher_ci(r: float, n: int, k: int = 0, ci: float = 0.95) -> tuple[float, fl
 
 def bootstrap_ci(
     statistic: Callable[[np.ndarray], np.ndarray],
-    n: int,
+    design: Design,
     observed: float,
     *,
     n_resamples: int = 2000,
@@ -146,15 +156,14 @@ def bootstrap_ci(
     kind: str = "bca",
     rng: np.random.Generator,
 ) -> tuple[float, float, str]:
-    """CI of `statistic(idx)` over row resamples; returns (low, high, kind actually used)."""
-    idx = rng.integers(0, n, size=(n_resamples, n))
-    boot = statistic(idx)
+    """CI of `statistic(weights)` over cluster-bootstrap resamples; returns (low, high, kind actually used)."""
+    boot = statistic(bootstrap_weights(design, n_resamples, rng))
     boot = boot[np.isfinite(boot)]  # resamples with a constant variable have no r
     if len(boot) < max(10, n_resamples // 10):
         return float("nan"), float("nan"), kind
     alpha = np.array([(1 - ci) / 2, (1 + ci) / 2])
     if kind == "bca":
-        levels = _bca_levels(statistic, n, observed, boot, alpha)
+        levels = _bca_levels(statistic, design, observed, boot, alpha)
         if levels is not None:
             lo, hi = np.quantile(boot, levels)
             return float(lo), float(hi), "bca"
@@ -163,44 +172,88 @@ def bootstrap_ci(
     return float(lo), float(hi), kind
 
 
-def bootstrap_mean(values, *, n_resamples: int = 2000, ci: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """Mean and its percentile-bootstrap CI (NaN dropped); CI is NaN with fewer than 2 values."""
+def bootstrap_mean(values, *, clusters=None, n_resamples: int = 2000, ci: float = 0.95,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """Mean and its percentile-bootstrap CI (NaN dropped; whole clusters resampled when given).
+
+    The CI is NaN with fewer than 2 values or fewer than 2 clusters.
+    """
     v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
+    ok = np.isfinite(v)
+    v = v[ok]
     if len(v) == 0:
         return float("nan"), float("nan"), float("nan")
-    if len(v) < 2:
+    design = Design.of(len(v), _subset(clusters, ok))
+    if len(v) < 2 or design.n_clusters < 2:
         return float(v.mean()), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n_resamples, len(v)))].mean(axis=1)
+    w = bootstrap_weights(design, n_resamples, np.random.default_rng(seed))
+    means = (w @ v) / w.sum(axis=1)
     lo, hi = np.quantile(means, [(1 - ci) / 2, (1 + ci) / 2])
     return float(v.mean()), float(lo), float(hi)
 
 
-# ----------------------------------------------------------------------
-def _statistic(x: np.ndarray, y: np.ndarray, z: np.ndarray | None, method: str) -> Callable[[np.ndarray], np.ndarray]:
-    """r for each row of an index matrix (B, m): ranks and covariate fits are recomputed per resample."""
+def permutation_p(x: np.ndarray, y: np.ndarray, z: np.ndarray | None, method: str, design: Design,
+                  n_permutations: int, rng: np.random.Generator):
+    """Two-sided p of |r| over block permutations of y (whole configurations), and a note.
 
-    def stat(idx: np.ndarray) -> np.ndarray:
-        xs, ys = x[idx], y[idx]
-        if method == "spearman":
-            xs, ys = stats.rankdata(xs, axis=-1), stats.rankdata(ys, axis=-1)
+    x, y: (..., n); leading axes are independent data sets sharing one design (a float for 1-D input).
+    Spearman correlates ranks, recomputed after every permutation. With a design z (intercept included),
+    Freedman-Lane: y's residuals on z are permuted and re-residualised on z before correlating with x's
+    residuals. Kennedy's method (no re-residualisation) is anti-conservative with several covariates:
+    permuted residuals are not orthogonal to z, which shrinks their |r| and so the null distribution.
+    """
+    fit = (lambda v: v) if z is None else residual_maker(z)
+    order = (lambda v: stats.rankdata(v, axis=-1)) if method == "spearman" else (lambda v: v)
+    perms, exact = block_permutations(design, n_permutations, rng)
+    if len(perms) < 2:
+        nan = np.full(np.shape(x)[:-1], np.nan)
+        return (float(nan) if nan.ndim == 0 else nan), NO_EXCHANGE
+    ex, ey = fit(x), fit(y)
+    xs = order(ex)
+    observed = weighted_corr(xs, order(fit(ey)))
+    r_perm = weighted_corr(xs[..., None, :], order(fit(ey[..., perms])))  # (..., P)
+    hits = np.sum(np.abs(r_perm) >= np.abs(observed)[..., None] - TIE_TOLERANCE, axis=-1)
+    p = hits / len(perms) if exact else (hits + 1) / (len(perms) + 1)
+    return (float(p) if np.ndim(p) == 0 else p), ""
+
+
+# ----------------------------------------------------------------------
+def _subset(labels, ok: np.ndarray):
+    return None if labels is None else np.asarray(labels, dtype=object)[ok]
+
+
+def _observed(x: np.ndarray, y: np.ndarray, z: np.ndarray | None, method: str) -> float:
+    """r on the data as they are; partial: residuals on z by exact OLS first (then ranked for Spearman)."""
+    if z is not None:
+        fit = residual_maker(z)
+        x, y = fit(x), fit(y)
+    if method == "spearman":
+        x, y = stats.rankdata(x), stats.rankdata(y)
+    return float(weighted_corr(x, y))
+
+
+def _statistic(x: np.ndarray, y: np.ndarray, z: np.ndarray | None, method: str) -> Callable[[np.ndarray], np.ndarray]:
+    """r for each row of a (B, n) weight matrix: covariate fits and ranks are recomputed per resample."""
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        xs, ys = np.broadcast_to(x, w.shape), np.broadcast_to(y, w.shape)
         if z is not None:
-            both = residualise(np.stack([xs, ys], axis=-2), z[idx][..., None, :, :])  # (B, 2, n)
-            xs, ys = both[..., 0, :], both[..., 1, :]
-        return corr_rows(xs, ys)
+            both = wls_residuals(np.stack([xs, ys], axis=1), z, w)  # (B, 2, n)
+            xs, ys = both[:, 0], both[:, 1]
+        if method == "spearman":
+            xs, ys = weighted_ranks(xs, w), weighted_ranks(ys, w)
+        return weighted_corr(xs, ys, w)
 
     return stat
 
 
-def _bca_levels(stat, n: int, observed: float, boot: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
-    """BCa-adjusted quantile levels (Efron 1987); None when bias or acceleration is undefined."""
+def _bca_levels(stat, design: Design, observed: float, boot: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
+    """BCa-adjusted quantile levels (Efron 1987), jackknife over clusters; None when undefined."""
     frac = (np.sum(boot < observed) + 0.5 * np.sum(boot == observed)) / len(boot)
     if not 0.0 < frac < 1.0:
         return None
     z0 = special.ndtri(frac)
-    jack_idx = np.tile(np.arange(n), (n, 1))[~np.eye(n, dtype=bool)].reshape(n, n - 1)  # leave-one-out rows
-    jack = stat(jack_idx)
+    jack = stat(jackknife_weights(design))
     if not np.all(np.isfinite(jack)):
         return None
     d = jack.mean() - jack
@@ -209,22 +262,3 @@ def _bca_levels(stat, n: int, observed: float, boot: np.ndarray, alpha: np.ndarr
     za = special.ndtri(alpha)
     levels = special.ndtr(z0 + (z0 + za) / (1.0 - accel * (z0 + za)))
     return levels if np.all(np.isfinite(levels)) else None
-
-
-def _permutation_p(x, y, z, method: str, observed: float, n_permutations: int, rng: np.random.Generator) -> float:
-    """Two-sided p of |r| under shuffled pairing; exact enumeration when n! fits the budget.
-
-    With covariates, y's residuals are shuffled against x's residuals (ter Braak's residual permutation).
-    """
-    n = len(x)
-    xs, ys = (stats.rankdata(x), stats.rankdata(y)) if method == "spearman" else (x, y)
-    if z is not None:
-        xs, ys = residualise(xs, z), residualise(ys, z)
-    exact = math.factorial(n) <= n_permutations
-    if exact:
-        perms = np.array(list(itertools.permutations(range(n))))
-    else:
-        perms = np.argsort(rng.random((n_permutations, n)), axis=1)
-    r_perm = corr_rows(np.broadcast_to(xs, perms.shape), ys[perms])
-    hits = np.sum(np.abs(r_perm) >= abs(observed) - 1e-12)  # tolerance: float ties count as extreme
-    return float(hits / len(perms)) if exact else float((hits + 1) / (len(perms) + 1))

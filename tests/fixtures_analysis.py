@@ -205,3 +205,42 @@ def replay_through_store(src: Path, dst: Path) -> Path:
                           "reason": row[mk.REASON] or ""})
     write_tables(tables, dst)
     return dst
+
+
+# ----------------------------------------------------------------------
+NULL_FACTORS = (("optimizer", ("adam", "adas")), ("batch_size", (16, 32, 64, 128)))  # 8 configurations
+
+
+def clustered_trials(rng: np.random.Generator, *, factors=NULL_FACTORS, n_seeds: int = 3, effect: float = 0.0,
+                     seed_sd: float = 0.2, factor_shift: float = 0.0) -> pd.DataFrame:
+    """Trials of every factor combination x n_seeds, in the analysed-trials layout (config/... columns).
+
+    Each configuration draws a random effect on the D-loss mean (a) and on FID (b) with corr(a, b) =
+    `effect`; seeds add independent noise (sd `seed_sd`, so seeds of a configuration are near-repeats).
+    `factor_shift` adds the same factor-driven term to both variables (a confounder: partial r is 0).
+    TSTR accuracy is an independent copy of the FID process, for the downstream test.
+    """
+    combos = list(itertools.product(*(levels for _, levels in factors)))
+    n = len(combos)
+    a = rng.normal(size=n)
+    b = effect * a + np.sqrt(1.0 - effect**2) * rng.normal(size=n)
+    c = rng.normal(size=n)
+    shift = factor_shift * np.array([sum(i * (j + 1) for j, i in enumerate(_level_index(combo, factors)))
+                                     for combo in combos], dtype=float)
+    rows = []
+    for i, combo in enumerate(combos):
+        for s in range(n_seeds):
+            noise = rng.normal(0.0, seed_sd, size=3)
+            rows.append({**{C_CFG + k: v for (k, _), v in zip(factors, combo)}, C_CFG + "seed": s,
+                         C_CFG + "loss": "bce", "_trial": f"c{i}s{s}", "trial_id": f"c{i}s{s}",
+                         mk.D_LOSS_MEAN: a[i] + shift[i] + noise[0],
+                         mk.FID: 100.0 + 10.0 * (b[i] + shift[i] + noise[1]),
+                         mk.TSTR_PREFIX + mk.ACCURACY: 0.8 + 0.05 * (c[i] + noise[2])})
+    return pd.DataFrame(rows)
+
+
+C_CFG = "config/"
+
+
+def _level_index(combo: tuple, factors) -> list[int]:
+    return [list(levels).index(v) for v, (_, levels) in zip(combo, factors)]
