@@ -13,12 +13,10 @@ import numpy as np
 import pandas as pd
 
 from analysis import columns as C
+from study.layout import HISTORY_FILE, TRIALS_FILE
 from trainers import metric_keys as mk
 from trainers.errors import DataError
-
-HISTORY_FILE = "history.parquet"
-TRIALS_FILE = "trials.parquet"
-MEMORY_FILE = "memory.parquet"
+from trainers.layout import MEMORY_FILE
 DEFAULT_STATUSES = (mk.STATUS_FINISHED,)
 
 

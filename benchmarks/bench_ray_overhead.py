@@ -78,6 +78,7 @@ def run_ray(space_path: Path, trials: int, concurrency: int, out: Path, reuse: b
 
     from study.runner import run_study
     from study.spec import new_spec
+    from trainers.metric_keys import STATUS_FINISHED
 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     t = time.perf_counter()
@@ -89,7 +90,7 @@ def run_ray(space_path: Path, trials: int, concurrency: int, out: Path, reuse: b
     end = time.perf_counter()
     ray.shutdown()
     n = sum(outcome.counts.values())
-    if n != trials or outcome.counts.get("finished") != trials:
+    if n != trials or outcome.counts.get(STATUS_FINISHED) != trials:
         raise RuntimeError(f"expected {trials} finished trials, got {outcome.counts}")
     from study.tables import load_tables
 

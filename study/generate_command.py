@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from study.layout import TRIALS_DIRNAME
 from trainers.errors import UserError
+from trainers.layout import CHECKPOINT_DIRNAME, CHECKPOINT_FILENAME
 
 DEFAULT_CLASS_NAMES = ("NORMAL", "PNEUMONIA")  # label order of every loader (sorted folder names, MedMNIST)
 BATCH = 64
@@ -24,7 +26,8 @@ BATCH = 64
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trial", required=True,
-                        help="a trial directory (STUDY_DIR/trials/<id>), its checkpoint directory or checkpoint.pt")
+                        help=f"a trial directory (STUDY_DIR/{TRIALS_DIRNAME}/<id>), its {CHECKPOINT_DIRNAME} directory or "
+                             f"{CHECKPOINT_FILENAME}")
     parser.add_argument("--n", type=int, required=True, help="images in total, or per class with --per-class")
     parser.add_argument("--per-class", action="store_true", help="N images of every class (conditional GANs)")
     parser.add_argument("--format", choices=("png", "npz"), default="png")
@@ -35,10 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def find_checkpoint(path: str | Path) -> Path:
     p = Path(path).expanduser()
-    for candidate in (p, p / "checkpoint.pt", p / "checkpoint" / "checkpoint.pt"):
+    for candidate in (p, p / CHECKPOINT_FILENAME, p / CHECKPOINT_DIRNAME / CHECKPOINT_FILENAME):
         if candidate.is_file():
             return candidate
-    raise UserError(f"no checkpoint at {p}: give a trial directory, its checkpoint/ directory or a checkpoint.pt")
+    raise UserError(f"no checkpoint at {p}: give a trial directory, its {CHECKPOINT_DIRNAME}/ directory or a "
+                    f"{CHECKPOINT_FILENAME}")
 
 
 def load_generator(checkpoint: str | Path, device: str = "cpu") -> tuple[Any, Any, tuple[str, ...]]:

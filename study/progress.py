@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from ray import tune
+from ray.tune.experiment import Trial
 
 from trainers import metric_keys as K
 
@@ -52,7 +53,8 @@ class ProgressPrinter(tune.Callback):
                     best is None or sign * value < sign * best[0]):
                 best = (float(value), trial.trial_id)
         elapsed = int(time.monotonic() - self._start)
-        order = ("finished", "diverged", "stopped", "errored", "running", "pending")
+        order = (K.STATUS_FINISHED, K.STATUS_DIVERGED, K.STATUS_STOPPED, K.STATUS_ERRORED, K.STATUS_RUNNING,
+                 K.STATUS_PENDING)
         parts = ", ".join(f"{counts[s]} {s}" for s in order if counts.get(s))
         text = f"[{self.study} {elapsed // 60}:{elapsed % 60:02d}] {len(trials)} trials: {parts or 'none yet'}"
         if best is not None:
@@ -62,10 +64,10 @@ class ProgressPrinter(tune.Callback):
 
 def _status(trial: Any) -> str:
     reported = (trial.last_result or {}).get(K.STATUS)
-    if trial.status == "ERROR":
-        return "errored"
-    if trial.status == "TERMINATED":
-        return reported if reported in (K.STATUS_FINISHED, K.STATUS_DIVERGED) else "stopped"
-    if trial.status in ("RUNNING", "PAUSED"):
-        return "running"
-    return "pending"
+    if trial.status == Trial.ERROR:
+        return K.STATUS_ERRORED
+    if trial.status == Trial.TERMINATED:
+        return reported if reported in (K.STATUS_FINISHED, K.STATUS_DIVERGED) else K.STATUS_STOPPED
+    if trial.status in (Trial.RUNNING, Trial.PAUSED):
+        return K.STATUS_RUNNING
+    return K.STATUS_PENDING

@@ -18,11 +18,13 @@ from typing import Any
 
 from ray import tune
 from ray.tune import result as ray_result
+from ray.tune.experiment import Trial
 
 from search_spaces.space import SearchSpace
-from study.layout import JOURNAL_FILE, TRIALS_DIRNAME
+from study.layout import HISTORY_FILE, JOURNAL_FILE, STUDY_FILE, TRIALS_DIRNAME, TRIALS_FILE
 from study.tables import TERMINAL, StudyTables, read_journal, write_tables
 from trainers import metric_keys as K
+from trainers.layout import METRICS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ class ResultsStore(tune.Callback):
         """
         for tid, known in list(self.tables.reports.items()) + [
                 (t, {}) for t in self.tables.trials if t not in self.tables.reports]:
-            log = Path(self.study_dir) / TRIALS_DIRNAME / tid / "metrics.jsonl"
+            log = Path(self.study_dir) / TRIALS_DIRNAME / tid / METRICS_FILE
             for record in read_journal(log):
                 it = record.get(K.ITERATION)
                 if it is None or int(it) in known:
@@ -105,14 +107,14 @@ class ResultsStore(tune.Callback):
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         for trial in trials:  # trials the searcher created but Ray has not started yet
-            if trial.trial_id not in self.tables.trials and trial.status == "PENDING":
-                self._trial_event(trial, "pending")
+            if trial.trial_id not in self.tables.trials and trial.status == Trial.PENDING:
+                self._trial_event(trial, K.STATUS_PENDING)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._trial_event(trial, "running")
+        self._trial_event(trial, K.STATUS_RUNNING)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._trial_event(trial, "running", f"restarting from the last checkpoint after: {_error_line(trial)}")
+        self._trial_event(trial, K.STATUS_RUNNING, f"restarting from the last checkpoint after: {_error_line(trial)}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         metrics = {k: plain_value(v) for k, v in result.items()
@@ -128,19 +130,19 @@ class ResultsStore(tune.Callback):
         if status in (K.STATUS_FINISHED, K.STATUS_DIVERGED):
             self._trial_event(trial, status, last.get(K.REASON) or "")
         else:  # the function did not end the run itself: the scheduler (or a stopper) stopped it
-            self._trial_event(trial, "stopped", f"stopped early by the {self.scheduler} scheduler at "
-                                                f"iteration {last.get(K.ITERATION, 0)}")
+            self._trial_event(trial, K.STATUS_STOPPED, f"stopped early by the {self.scheduler} scheduler at "
+                                                       f"iteration {last.get(K.ITERATION, 0)}")
         self._write(force=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._trial_event(trial, "errored", _error_line(trial))
+        self._trial_event(trial, K.STATUS_ERRORED, _error_line(trial))
         self._write(force=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         # Trials still open here were interrupted (Ctrl-C): `gan-study resume` continues them.
         for tid, state in self.tables.trials.items():
             if state["status"] not in TERMINAL:
-                self._append({"event": "trial", "trial_id": tid, "timestamp": time.time(), "status": "pending",
+                self._append({"event": "trial", "trial_id": tid, "timestamp": time.time(), "status": K.STATUS_PENDING,
                               "reason": "interrupted; continue with gan-study resume", "config": state["config"]})
         self._write(force=True)
         self._mirror(force=True)
@@ -189,7 +191,7 @@ class ResultsStore(tune.Callback):
 
             fs, base = pyarrow.fs.FileSystem.from_uri(self.mirror_uri.rstrip("/"))
             fs.create_dir(base, recursive=True)
-            for name in ("study.json", JOURNAL_FILE, "history.parquet", "trials.parquet"):
+            for name in (STUDY_FILE, JOURNAL_FILE, HISTORY_FILE, TRIALS_FILE):
                 src = Path(self.study_dir) / name
                 if src.is_file():
                     with fs.open_output_stream(f"{base}/{name}") as out:

@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 from search_spaces.space import SCHEDULERS, SEARCHES, available_spaces
-from study.spec import STUDY_FILE, new_spec, parse_overrides
+from study.layout import STUDY_FILE, TRIALS_FILE
+from study.spec import new_spec
+from trainers.config import parse_overrides
 from trainers.errors import UserError
 
 
@@ -73,9 +75,9 @@ def main(args: argparse.Namespace) -> int:
 def report_outcome(outcome) -> int:
     counts = ", ".join(f"{n} {s}" for s, n in outcome.counts.items()) or "no trials"
     if outcome.interrupted:
-        print(f"interrupted ({counts}); results so far are in {outcome.study_dir}/trials.parquet.\n"
+        print(f"interrupted ({counts}); results so far are in {outcome.study_dir}/{TRIALS_FILE}.\n"
               f"Continue with: gan-study resume {outcome.study_dir}", file=sys.stderr, flush=True)
     else:
-        print(f"done: {counts}; results in {outcome.study_dir}/trials.parquet "
+        print(f"done: {counts}; results in {outcome.study_dir}/{TRIALS_FILE} "
               f"(gan-study status {outcome.study_dir})", flush=True)
     return outcome.exit_code

@@ -10,7 +10,6 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from search_spaces.space import SCHEDULERS, SEARCHES, SearchSpace, check_metric, load_space, parse_space
 from study.layout import RAY_DIRNAME, STUDY_FILE
@@ -148,9 +147,7 @@ def _check_intermediate_metric(spec: StudySpec, space: SearchSpace) -> None:
     if spec.metric.startswith(downstream) or spec.metric == K.AUGMENT_GAIN:
         raise UserError(f"--scheduler {spec.scheduler} needs a metric reported during training, but "
                         f"{spec.metric!r} is measured once at the end; use fifo or another --metric")
-    evaluated = {K.FID, K.KID_MEAN, K.KID_STD, K.PRECISION, K.RECALL, K.MS_SSIM_DIVERSITY, K.MEMORISATION_RATIO,
-                 K.MEMORISATION_MIN_DIST}
-    if spec.metric in evaluated or spec.metric.startswith(K.FID_PER_CLASS_PREFIX):
+    if spec.metric in K.EVALUATED_METRICS or spec.metric.startswith(K.FID_PER_CLASS_PREFIX):
         if {"fid_every", "iterations", "report_every"} & set(space.dims):
             return  # searched per trial: trials without a part-way value are simply never stopped early
         cfg = space.resolve(next(space.combinations(), {}))
@@ -178,22 +175,6 @@ def read_spec(study_dir: str | Path) -> StudySpec:
     # The directory may have been moved or copied since: trust where it is now.
     spec.study_dir = str(path.parent.resolve())
     return spec
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`key=value` strings -> dict; YAML typing so `--set allow_low_n=true` gives a bool."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise UserError(f"--set {item!r} must look like key=value")
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            out[key.strip()] = value
-    return out
 
 
 def _absolute_data(data: str) -> str:

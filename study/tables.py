@@ -31,9 +31,11 @@ import pandas as pd
 from study.layout import HISTORY_FILE, JOURNAL_FILE, TRIALS_DIRNAME, TRIALS_FILE
 from trainers import metric_keys as K
 from trainers.atomic import atomic_path
+from trainers.config import is_ttur
 
-STATUSES = ("pending", "running", "finished", "diverged", "stopped", "errored")
-TERMINAL = ("finished", "diverged", "stopped", "errored")
+STATUSES = (K.STATUS_PENDING, K.STATUS_RUNNING, K.STATUS_FINISHED, K.STATUS_DIVERGED, K.STATUS_STOPPED,
+            K.STATUS_ERRORED)
+TERMINAL = (K.STATUS_FINISHED, K.STATUS_DIVERGED, K.STATUS_STOPPED, K.STATUS_ERRORED)
 # Always present in trials.parquet, as floats, so analysis never meets a missing column.
 CORE_FLOAT_COLUMNS = (K.FID, K.KID_MEAN, K.D_LOSS_MEAN, K.D_LOSS_VAR, K.D_LOSS_STD, K.G_LOSS_MEAN, K.T0,
                       K.WALL_S, K.PEAK_MEMORY_MB, "best_fid", "best_kid_mean", "best_fid_iteration")
@@ -58,7 +60,7 @@ class StudyTables:
             self.total_trials = int(record.get("total_trials") or 0)
             return
         tid = record["trial_id"]
-        trial = self.trials.setdefault(tid, {"status": "pending", "reason": "", "config": {}})
+        trial = self.trials.setdefault(tid, {"status": K.STATUS_PENDING, "reason": "", "config": {}})
         if record.get("event") == "trial":
             trial["status"] = record.get("status", trial["status"])
             trial["reason"] = record.get("reason", "") or ""
@@ -73,8 +75,9 @@ class StudyTables:
             self.reports.setdefault(tid, {})[it] = metrics
             reported = metrics.get(K.STATUS)
             # A report is newer news than a "running" marker; a terminal trial event stays authoritative.
-            if reported in (K.STATUS_FINISHED, K.STATUS_DIVERGED) or trial["status"] in ("pending", "running"):
-                trial["status"] = reported if reported in STATUSES else "running"
+            still_open = trial["status"] in (K.STATUS_PENDING, K.STATUS_RUNNING)
+            if reported in (K.STATUS_FINISHED, K.STATUS_DIVERGED) or still_open:
+                trial["status"] = reported if reported in STATUSES else K.STATUS_RUNNING
                 trial["reason"] = metrics.get(K.REASON) or ""
 
     def relative(self, path: str) -> str:
@@ -91,7 +94,7 @@ class StudyTables:
         row: dict[str, Any] = {"study": self.study, "trial_id": tid}
         row.update({f"config/{k}": v for k, v in cfg.items()})
         if cfg:
-            row["config/ttur"] = bool(cfg.get("lr_g") != cfg.get("lr_d") or cfg.get("d_steps", 1) != 1)
+            row["config/ttur"] = bool(is_ttur(cfg.get("lr_g"), cfg.get("lr_d"), cfg.get("d_steps", 1)))
         return row
 
     def history_frame(self) -> pd.DataFrame:

@@ -28,10 +28,10 @@ from study.layout import TRIALS_DIRNAME
 from study.results_store import plain_value
 from trainers import metric_keys as K
 from trainers.config import TrialConfig
+from trainers.layout import CHECKPOINT_FILENAME, METRICS_FILE
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "checkpoint.pt"
 PBT_MUTABLE = ("lr_g", "lr_d")
 
 
@@ -114,10 +114,10 @@ def restore_checkpoint(checkpoint: Any, out_dir: Path, cfg: TrialConfig) -> int:
             local.unlink()  # a leftover of another config: start this one fresh
         return 0
     with checkpoint.as_directory() as d:
-        ray_file = Path(d) / CHECKPOINT_FILE
+        ray_file = Path(d) / CHECKPOINT_FILENAME
         ray_state = _read_state(ray_file)
         if ray_state is None:
-            raise FileNotFoundError(f"Ray checkpoint {d} holds no {CHECKPOINT_FILE}")
+            raise FileNotFoundError(f"Ray checkpoint {d} holds no {CHECKPOINT_FILENAME}")
         if local_state is not None and same_config(local_state) and local_state["step"] >= ray_state["step"]:
             return ray_state["step"]  # our own newer checkpoint: continue from it, the loop is exact either way
         if same_config(ray_state):
@@ -147,7 +147,6 @@ def replay_reports(out_dir: Path, after_step: int) -> list[dict]:
     sent: Ray and the store then see the trial's outcome.
     """
     from trainers.checkpoint import checkpoint_path
-    from trainers.loop import METRICS_FILE
 
     state, log = _read_state(checkpoint_path(out_dir)), out_dir / METRICS_FILE
     if state is None or not log.is_file():

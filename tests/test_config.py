@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from trainers.config import GPU_FID_EVERY, TrialConfig, load_config
+from trainers.config import GPU_FID_EVERY, TrialConfig, is_ttur, load_config, parse_overrides
 from trainers.errors import ConfigError, UserError
 
 
@@ -45,6 +45,18 @@ def test_ttur_is_derived_from_learning_rates_and_d_steps():
     assert not TrialConfig().ttur
     assert TrialConfig(lr_g=1e-4, lr_d=4e-4).ttur
     assert TrialConfig(d_steps=2).ttur
+    assert is_ttur(1e-4, 4e-4) and not is_ttur(2e-4, 2e-4)  # a stored config dict without d_steps
+
+
+def test_set_overrides_are_typed_by_the_config_field_or_as_yaml_for_factors():
+    """`gan-study trial` and `gan-study run` parse `--set` with this one function."""
+    got = parse_overrides(["iterations=500", " lr_g = 1e-3", "hist_eq=true", "name=on", "class_subset=", "ttur=on"])
+    assert got == {"iterations": 500, "lr_g": 1e-3, "hist_eq": True, "name": "on", "class_subset": "", "ttur": True}
+    assert TrialConfig.from_dict({k: v for k, v in got.items() if k != "ttur"}).iterations == 500
+    with pytest.raises(ConfigError, match="iterations='many' must be an integer"):
+        parse_overrides(["iterations=many"])
+    with pytest.raises(ConfigError, match="must look like key=value"):
+        parse_overrides(["iterations"])
 
 
 def test_bad_config_files_give_one_line_errors(tmp_path):

@@ -10,9 +10,9 @@ import torch
 import torch.nn as nn
 
 from trainers import metric_keys as K
-from trainers.config import TrialConfig
+from trainers.config import CLASSIFIERS, TrialConfig
 from trainers.errors import ConfigError
-from trainers.evaluation import classifier_models, protocols
+from trainers.evaluation import protocols
 from trainers.evaluation.classifier_models import build_classifier, format_classification_report, report_from_probs
 from trainers.loop import METRICS_FILE, train
 
@@ -160,7 +160,7 @@ def test_classification_report_on_known_predictions():
     assert m["support_NORMAL"] == 3 and m["n_test"] == 8
 
 
-@pytest.mark.parametrize("name", classifier_models.CLASSIFIER_NAMES)
+@pytest.mark.parametrize("name", CLASSIFIERS)
 @pytest.mark.parametrize("resolution", [32, 128])
 def test_classifiers_map_one_channel_images_to_class_logits(name, resolution):
     net = build_classifier(name, resolution, num_classes=2).eval()
@@ -171,6 +171,11 @@ def test_classifiers_map_one_channel_images_to_class_logits(name, resolution):
         head = [m for m in net.modules() if isinstance(m, (nn.Dropout, nn.BatchNorm1d, nn.LeakyReLU))]
         assert [type(m) for m in head] == [nn.Dropout, nn.BatchNorm1d, nn.LeakyReLU] and head[0].p == 0.4
         assert head[2].negative_slope == 0.2
+
+
+def test_build_classifier_rejects_a_name_the_config_does_not_allow():
+    with pytest.raises(ValueError, match=f"unknown classifier 'resnet50'; allowed: {', '.join(CLASSIFIERS)}"):
+        build_classifier("resnet50", 32)
 
 
 

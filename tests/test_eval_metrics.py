@@ -116,6 +116,7 @@ def test_evaluator_end_to_end_caches_extractor_and_real_statistics(phantom_train
     assert m[K.EVAL_N] == 256 and m[K.EVAL_EXTRACTOR].startswith("domain-") and m[K.FID] > 0
     for key in (K.KID_MEAN, K.KID_STD, K.PRECISION, K.RECALL, K.MS_SSIM_DIVERSITY, K.MEMORISATION_RATIO):
         assert math.isfinite(m[key]), key
+    assert set(K.EVALUATED_METRICS) <= set(m)  # the declared set is what an evaluation measures
     assert ev.extractor.trained_now
     again = Evaluator(cfg, phantom_train, cache_dir=tmp_path)
     assert not again.extractor.trained_now and again.evaluate(G)[K.FID] == pytest.approx(m[K.FID])
@@ -163,7 +164,7 @@ class _NaNG(nn.Module):
 
 def test_diverged_generator_gives_nan_metrics_not_a_crash(phantom_train, tmp_path):
     m = Evaluator(_cfg(), phantom_train, cache_dir=tmp_path).evaluate(_NaNG())
-    assert math.isnan(m[K.FID]) and math.isnan(m[K.KID_MEAN]) and "non-finite" in m["eval_error"]
+    assert all(math.isnan(m[k]) for k in K.EVALUATED_METRICS) and "non-finite" in m["eval_error"]
 
 
 def test_wrong_shape_or_range_is_a_clear_error():

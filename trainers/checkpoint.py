@@ -15,9 +15,7 @@ from typing import Any
 import torch
 
 from trainers.atomic import atomic_path
-
-CHECKPOINT_DIRNAME = "checkpoint"
-CHECKPOINT_FILENAME = "checkpoint.pt"
+from trainers.layout import CHECKPOINT_DIRNAME, CHECKPOINT_FILENAME
 # Keys a run may change when it continues from a checkpoint: how it runs, not what it trains (a trial
 # restored on another node may get another device; a rerun may use more CPU threads).
 RESUMABLE_KEYS = ("device", "num_threads")

@@ -11,7 +11,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 RESOLUTIONS = (32, 64, 128, 256)
 KERNEL_SIZES = (4, 5)
@@ -32,6 +32,14 @@ TSTR_VALIDATION = ("synthetic", "real")
 
 
 from trainers.errors import ConfigError  # noqa: E402  (re-exported)
+
+
+def is_ttur(lr_g: Any, lr_d: Any, d_steps: Any = 1) -> bool:
+    """Two time-scale update rule: G and D learn at different rates or D steps more than once per G step.
+
+    Takes plain values so a stored config dict (a journal row, maybe from an older version) uses the same rule.
+    """
+    return lr_g != lr_d or d_steps != 1
 
 
 def fid_cadence(fid_every: int, device_type: str) -> int:
@@ -195,8 +203,8 @@ class TrialConfig:
 
     @property
     def ttur(self) -> bool:
-        """Two time-scale update rule: G and D learn at different rates or D steps more."""
-        return self.lr_g != self.lr_d or self.d_steps != 1
+        """Two time-scale update rule (`is_ttur`)."""
+        return is_ttur(self.lr_g, self.lr_d, self.d_steps)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -239,6 +247,36 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         raise ConfigError(f"config file {p} must hold a flat mapping of keys to values")
     values.update(overrides or {})
     return TrialConfig.from_dict(values)
+
+
+def parse_overrides(items: Iterable[str] | None) -> dict[str, Any]:
+    """`--set key=value` strings -> dict, for `gan-study trial` and `gan-study run` alike.
+
+    A TrialConfig key gets its field's type, by the coercion `from_dict` applies (so `name=on` stays a
+    string and `hist_eq=true` is a bool; a bad value fails here with from_dict's message). Any other key
+    (a search-space factor such as `ttur=on`) gets a YAML scalar, which is how the space file types it;
+    unknown keys are rejected by whoever applies the overrides.
+    """
+    fields = {f.name: f for f in dataclasses.fields(TrialConfig)}
+    out: dict[str, Any] = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} must look like key=value")
+        key, value = (part.strip() for part in item.split("=", 1))
+        if key in fields:
+            out[key] = _coerce(key, value, fields[key].type, fields[key].default)
+        else:
+            out[key] = _yaml_scalar(value)
+    return out
+
+
+def _yaml_scalar(text: str) -> Any:
+    import yaml  # only factor overrides need it; keep `import trainers.config` light
+
+    try:
+        return yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        return text
 
 
 # ----------------------------------------------------------------------

@@ -32,6 +32,7 @@ from torch import nn
 
 from trainers.atomic import atomic_path
 from trainers.config import NORMS, RESOLUTIONS, ConfigError, TrialConfig
+from trainers.layout import MEMORY_FILE
 from trainers.models import build_discriminator, build_generator, count_parameters
 
 MB = 2**20
@@ -194,7 +195,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="images per measured step (default: 8)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="cuda: allocator peak; cpu: saved-tensor accounting (default: auto)")
-    parser.add_argument("--out", default="memory.parquet", help="output table, .parquet or .csv (default: %(default)s)")
+    parser.add_argument("--out", default=MEMORY_FILE, help="output table, .parquet or .csv (default: %(default)s)")
 
 
 def main(args: argparse.Namespace) -> int:

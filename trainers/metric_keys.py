@@ -32,15 +32,18 @@ PARAMS_D = "params_d"
 WALL_S = "wall_s"  # seconds since the trial started (including resumed time)
 
 # --- trial outcome
-STATUS = "status"  # running | finished | diverged | errored
+STATUS = "status"  # one of the STATUS_* values below
 REASON = "reason"  # why a trial ended other than finished ("" otherwise)
 SAMPLE_PATH = "sample_path"  # PNG of the fixed-latent sample grid for this report
 SAMPLE_DIVERSITY = "sample_diversity"  # per-pixel std across the fixed-latent samples (0 = collapsed)
 
+# A trial's status. The loop reports running, finished or diverged; the study adds the others.
+STATUS_PENDING = "pending"  # not started yet, or interrupted (Ctrl-C) and waiting for `gan-study resume`
 STATUS_RUNNING = "running"
 STATUS_FINISHED = "finished"
 STATUS_DIVERGED = "diverged"
-STATUS_ERRORED = "errored"
+STATUS_STOPPED = "stopped"  # stopped early by a scheduler (ASHA/PBT) or a stopper
+STATUS_ERRORED = "errored"  # the trial raised; REASON holds the exception line
 
 # --- evaluation (issue: evaluation); every value is stored with its extractor and N
 FID = "fid"
@@ -54,6 +57,11 @@ MEMORISATION_RATIO = "memorisation_ratio"  # median NN(synthetic->train) / media
 MEMORISATION_MIN_DIST = "memorisation_min_dist"
 EVAL_EXTRACTOR = "eval_extractor"  # e.g. "domain:<fingerprint>" or "inception-2048"
 EVAL_N = "eval_n"  # samples per side used for FID/KID
+# What `Evaluator.evaluate` measures, at evaluations only (`fid_every`), not at every report: NaN when the
+# generator's images are not finite, and a scheduler comparing one of them part-way needs a part-way
+# cadence. Conditional generators add the FID_PER_CLASS_PREFIX keys.
+EVALUATED_METRICS = (FID, KID_MEAN, KID_STD, PRECISION, RECALL, MS_SSIM_DIVERSITY, MEMORISATION_RATIO,
+                     MEMORISATION_MIN_DIST)
 
 # --- downstream classifiers, prefixed by protocol: tstr_, augment_, trtr_
 TSTR_PREFIX = "tstr_"

@@ -13,14 +13,12 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 from trainers import metric_keys as K
-from trainers.config import TrialConfig, load_config
-from trainers.errors import ConfigError, UserError
-
-CONFIG_FILE = "config.json"
-PARQUET_FILE = "metrics.parquet"
+from trainers.config import TrialConfig, load_config, parse_overrides
+from trainers.errors import UserError
+from trainers.layout import (CHECKPOINT_DIRNAME, CONFIG_FILE, ITERATIONS_FILE, METRICS_FILE, METRICS_PARQUET_FILE,
+                             SAMPLES_DIR, SUMMARY_FILE)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,17 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override any config key, e.g. --set iterations=500 (repeatable)")
     parser.add_argument("--fresh", action="store_true",
                         help="delete a previous run in --out (checkpoint, logs, samples) and start over")
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`key=value` strings -> dict; values are typed later by TrialConfig.from_dict."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r} must look like key=value")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
 
 
 def build_config(args: argparse.Namespace) -> TrialConfig:
@@ -103,24 +90,19 @@ def check_resumable(out: Path, cfg: TrialConfig) -> None:
 
 def clear_run(out: Path) -> None:
     """Delete what a previous run wrote to `out` (and nothing else the directory holds)."""
-    from trainers.checkpoint import CHECKPOINT_DIRNAME
-    from trainers.loop import ITERATIONS_FILE, METRICS_FILE, SAMPLES_DIR, SUMMARY_FILE
-
     for name in (CHECKPOINT_DIRNAME, SAMPLES_DIR):
         shutil.rmtree(out / name, ignore_errors=True)
-    for name in (CONFIG_FILE, METRICS_FILE, PARQUET_FILE, ITERATIONS_FILE, SUMMARY_FILE):
+    for name in (CONFIG_FILE, METRICS_FILE, METRICS_PARQUET_FILE, ITERATIONS_FILE, SUMMARY_FILE):
         (out / name).unlink(missing_ok=True)
 
 
 def _write_parquet(out: Path) -> None:
     import pandas as pd
 
-    from trainers.loop import METRICS_FILE
-
     log = out / METRICS_FILE
     lines = log.read_text().splitlines() if log.exists() else []
     if lines:
-        pd.DataFrame([json.loads(ln) for ln in lines]).to_parquet(out / PARQUET_FILE, index=False)
+        pd.DataFrame([json.loads(ln) for ln in lines]).to_parquet(out / METRICS_PARQUET_FILE, index=False)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-CLASSIFIER_NAMES = ("small_cnn", "resnet18", "vgg16")
+from trainers.config import CLASSIFIERS
+
 MIN_STEPS_PER_EPOCH = 20
 
 
@@ -45,7 +46,7 @@ def build_classifier(name: str, resolution: int, num_classes: int = 2) -> nn.Mod
         # Seed 000's head: dropout 0.4, dense + BN + LeakyReLU(0.2), then the output unit(s).
         return nn.Sequential(features, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.4), nn.Linear(512, 256),
                              nn.BatchNorm1d(256), nn.LeakyReLU(0.2, inplace=True), nn.Linear(256, num_classes))
-    raise ValueError(f"unknown classifier {name!r}; allowed: {', '.join(CLASSIFIER_NAMES)}")
+    raise ValueError(f"unknown classifier {name!r}; allowed: {', '.join(CLASSIFIERS)}")
 
 
 def _shift(x: torch.Tensor, g: torch.Generator, pixels: int) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """The trial's evaluation entry point: how good (FID, KID, precision/recall, diversity, memorisation)
-and how useful (downstream classifiers) are a generator's synthetic X-rays.
+are a generator's synthetic X-rays. How useful they are (downstream classifiers) is
+`protocols.run_downstream`, which the training loop calls itself.
 
 What each FID compares: N generated images (fixed latent seed; conditional generators in the real
 class ratio) against N real images drawn with a fixed seed from the yardstick's reference split
@@ -24,44 +25,17 @@ import torch.nn as nn
 from trainers import metric_keys as K
 from trainers.atomic import atomic_path
 from trainers.config import TrialConfig
-from trainers.errors import ConfigError, UserError
+from trainers.errors import ConfigError
 from trainers.evaluation import defaults as D
 from trainers.evaluation.diversity import diversity
 from trainers.evaluation.fid import fid_from_features
 from trainers.evaluation.kid import kid
 from trainers.evaluation.memorisation import memorisation_audit
 from trainers.evaluation.prc import precision_recall
+from trainers.evaluation.sampling import check_images, sample_images
 
 EVAL_ERROR = "eval_error"
 DIVERSITY_KIND = "diversity_kind"
-
-
-@torch.no_grad()
-def sample_images(G: nn.Module, n: int, cfg: TrialConfig, device: torch.device | str, *,
-                  labels: torch.Tensor | None = None, seed: int = D.LATENT_SEED,
-                  batch_size: int = D.SAMPLE_BATCH) -> torch.Tensor:
-    """n images (n, 1, R, R) in [-1, 1] on the CPU from a fixed latent seed, G in eval mode."""
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, cfg.latent_dim, generator=g)
-    if cfg.conditioning != "none" and labels is None:
-        labels = torch.arange(n) % cfg.num_classes
-    was_training = G.training
-    G.eval()
-    out = []
-    for i in range(0, n, batch_size):
-        y = None if labels is None else labels[i:i + batch_size].to(device)
-        out.append(G(z[i:i + batch_size].to(device), y).float().cpu())
-    G.train(was_training)
-    return torch.cat(out)
-
-
-def check_images(images: torch.Tensor, resolution: int) -> None:
-    """Wrong shape or range is a usage error, reported in one line."""
-    if images.ndim != 4 or images.shape[1] != 1 or images.shape[2:] != (resolution, resolution):
-        raise UserError(f"generated images have shape {tuple(images.shape)}; expected (N, 1, {resolution}, {resolution})")
-    finite = images[torch.isfinite(images)]
-    if finite.numel() and (finite.min() < -1 - D.RANGE_TOLERANCE or finite.max() > 1 + D.RANGE_TOLERANCE):
-        raise UserError(f"generated images span [{finite.min():.3f}, {finite.max():.3f}]; expected values in [-1, 1]")
 
 
 def reference_set(cfg: TrialConfig, cache_dir: Path | None = None) -> Any:
@@ -143,8 +117,7 @@ class Evaluator:
         check_images(images, cfg.resolution)
         out: dict[str, Any] = {K.EVAL_EXTRACTOR: self.extractor.name, K.EVAL_N: self.n}
         if not torch.isfinite(images).all():
-            out.update({k: math.nan for k in (K.FID, K.KID_MEAN, K.KID_STD, K.PRECISION, K.RECALL,
-                                              K.MS_SSIM_DIVERSITY, K.MEMORISATION_RATIO, K.MEMORISATION_MIN_DIST)})
+            out.update({k: math.nan for k in K.EVALUATED_METRICS})
             out[EVAL_ERROR] = "generator produced non-finite images"
             return out
         fake = self.extractor(images)
@@ -159,14 +132,6 @@ class Evaluator:
                 enough = min(len(r), len(f)) > (2 if cfg.allow_low_n else self.extractor.dim)
                 out[f"{K.FID_PER_CLASS_PREFIX}{name}"] = fid_from_features(r, f) if enough else math.nan
         return out
-
-    def downstream(self, G: nn.Module) -> dict[str, Any]:
-        """TSTR / augmentation / TRTR baseline as configured by cfg.downstream ({} when none)."""
-        if not self.cfg.downstream_protocols:
-            return {}
-        from trainers.evaluation.protocols import run_downstream
-
-        return run_downstream(self.cfg, G, device=self.device, cache_dir=self.cache_dir)
 
 
 def calculate_metrics(real_images: torch.Tensor, fake_images: torch.Tensor, *, extractor: Any) -> dict[str, float]:

@@ -26,7 +26,7 @@ from trainers.atomic import atomic_path, build_lock
 from trainers.config import TrialConfig
 from trainers.errors import ConfigError
 from trainers.evaluation.classifier_models import build_classifier, classification_report, fit_classifier
-from trainers.evaluation.evaluator import sample_images
+from trainers.evaluation.sampling import sample_images
 
 DOWNSTREAM_ERROR = "downstream_error"
 TSTR_SEED, TSTR_VAL_SEED, AUGMENT_SEED = 2024, 2025, 2026  # latent seeds, distinct from FID's
