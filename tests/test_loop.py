@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -224,3 +225,59 @@ def test_fid_is_reported_during_and_at_the_end_of_training(tmp_path):
     assert all(math.isfinite(m[K.FID]) and m[K.EVAL_N] == 64 for m in reports)
     assert reports[0][K.EVAL_EXTRACTOR].startswith("domain-")
     assert math.isfinite(reports[-1][K.FID_PER_CLASS_PREFIX + "NORMAL"])
+
+
+class _HostReads:
+    """Counts, in the project's own code, what makes a GPU loop wait on the host: reading a tensor's value
+    (item, tolist, numpy, cpu, bool/float/int) and moving a tensor (to, cuda). Torch's internals are not
+    counted: e.g. Adam reads its step counter, a CPU tensor by design, and clip_grad's .to is same-device."""
+
+    READS = {"item", "tolist", "numpy", "cpu", "to", "cuda", "__bool__", "__float__", "__int__", "__index__"}
+
+    def __init__(self):
+        import sys
+
+        from torch.overrides import TorchFunctionMode
+
+        counts = self.counts = {}
+        dispatch = str(Path(torch.__file__).parent / "overrides.py")
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                name = getattr(func, "__name__", "")
+                if name in _HostReads.READS:
+                    frame = sys._getframe(1)
+                    while frame is not None and frame.f_code.co_filename == dispatch:
+                        frame = frame.f_back  # torch's dispatch machinery: the caller is next
+                    where = frame.f_code.co_filename if frame is not None else ""
+                    if "/trainers/" in where:
+                        key = f"{name} at {Path(where).name}:{frame.f_lineno}"
+                        counts[key] = counts.get(key, 0) + 1
+                return func(*args, **(kwargs or {}))
+
+        self.mode = Mode()
+
+
+@pytest.mark.parametrize("overrides", [{}, {"conditioning": "acgan", "d_steps": 2, "optimizer": "adas"},
+                                       {"loss": "wgan_gp", "d_norm": "layer"}])
+def test_a_training_step_never_reads_or_copies_to_the_host(overrides):
+    """GPU-resident training: batches, noise, labels and the GP's weights are drawn on the device."""
+    from trainers.loop import _null, gan_step
+
+    cfg, batches, G, D, opt_g, opt_d, loss_fn = _one_step_fixture(**overrides)
+    probe = _HostReads()
+    with probe.mode:
+        for _ in range(3):
+            gan_step(G, D, opt_g, opt_d, loss_fn, batches, cfg, _null())
+    assert probe.counts == {}, probe.counts
+
+
+def test_the_host_reads_training_signals_once_per_report(tmp_path, monkeypatch):
+    import trainers.loop as loop
+
+    reads = []
+    real_append = loop._append_iterations
+    monkeypatch.setattr(loop, "_append_iterations", lambda out, rows, cols: (reads.append(len(rows)),
+                                                                              real_append(out, rows, cols)))
+    train(tiny(iterations=60, report_every=20, divergence_window=5), tmp_path)
+    assert reads == [20, 20, 20]  # one device-to-host read per report, not per divergence window

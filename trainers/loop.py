@@ -27,17 +27,13 @@ from trainers import metric_keys as K
 from trainers.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from trainers.config import TrialConfig
 from trainers.divergence import DivergenceDetector, sample_diversity
+from trainers.layout import CHECKPOINT_FILENAME, ITERATIONS_FILE, METRICS_FILE, SAMPLES_DIR, SUMMARY_FILE
 from trainers.losses import GanLoss
 from trainers.models import build_discriminator, build_generator, count_parameters
 from trainers.optimizers import build_optimizers
 from trainers.run_stats import RunningMoments, T0Tracker
 
 Reporter = Callable[[dict, Optional[Path]], None]
-
-METRICS_FILE = "metrics.jsonl"  # one line per report
-ITERATIONS_FILE = "iterations.csv"  # one line per iteration: the raw per-step signals
-SUMMARY_FILE = "summary.json"
-SAMPLES_DIR = "samples"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -73,31 +69,34 @@ def signal_columns(cfg: TrialConfig) -> tuple[str, ...]:
 class Batches:
     """Real batches drawn without replacement from a seeded permutation, and latent/label draws.
 
-    The split lives on the device as uint8, so the data path costs one index + one scale per batch.
+    Everything lives on the training device: the split as uint8, the permutation, and the random draws
+    (from `device_gen`, the loop's CPU generator on CPU and a seeded CUDA generator on CUDA), so nothing
+    crosses PCIe inside the loop and no draw waits on the host.
     """
 
     def __init__(self, train_set: Any, cfg: TrialConfig, gen: torch.Generator, device: torch.device):
         self.images = torch.from_numpy(np.ascontiguousarray(train_set.images)).to(device).unsqueeze(1)
         self.labels = torch.as_tensor(train_set.labels, dtype=torch.long).to(device)
         self.n = self.images.shape[0]
-        self.cfg, self.gen, self.device = cfg, gen, device
+        self.cfg, self.device = cfg, device
+        self.gen = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(cfg.seed)
         self.conditional = cfg.conditioning != "none"
-        self.perm = torch.randperm(self.n, generator=gen)
+        self.perm = torch.randperm(self.n, generator=self.gen, device=device)
         self.pos = 0
 
     def real(self) -> tuple[torch.Tensor, torch.Tensor]:
         B = self.cfg.batch_size
         if self.pos + B > self.n:  # a new epoch reshuffles
-            self.perm = torch.randperm(self.n, generator=self.gen)
+            self.perm = torch.randperm(self.n, generator=self.gen, device=self.device)
             self.pos = 0
-        idx = self.perm[self.pos: self.pos + B].to(self.device)
+        idx = self.perm[self.pos: self.pos + B]
         self.pos += B
         return self.images.index_select(0, idx).float().div_(127.5).sub_(1.0), self.labels.index_select(0, idx)
 
     def noise(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         cfg = self.cfg
-        z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=self.gen).to(self.device)
-        y = (torch.randint(0, cfg.num_classes, (cfg.batch_size,), generator=self.gen).to(self.device)
+        z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=self.gen, device=self.device)
+        y = (torch.randint(0, cfg.num_classes, (cfg.batch_size,), generator=self.gen, device=self.device)
              if self.conditional else None)
         return z, y
 
@@ -135,7 +134,7 @@ def gan_step(G: torch.nn.Module, D: torch.nn.Module, opt_g: torch.optim.Optimize
         with torch.no_grad():
             d_rows.append(torch.stack([adv_d.detach(), aux_d.detach(), gp.detach(),
                                        loss_fn.score(real_logits.detach().float()).mean(),
-                                       loss_fn.score(fake_logits.detach().float()).mean(), gn_d.to(adv_d.device)]))
+                                       loss_fn.score(fake_logits.detach().float()).mean(), gn_d]))
     # (2) Update G: make D call G(z) real (non-saturating unless configured otherwise)
     with amp:
         gen_logits, gen_cls = D(fake, y_fake)
@@ -146,7 +145,7 @@ def gan_step(G: torch.nn.Module, D: torch.nn.Module, opt_g: torch.optim.Optimize
     loss_g.backward()
     gn_g = _grad_norm(G)
     opt_g.step()
-    return torch.stack(d_rows), torch.stack([adv_g.detach(), aux_g.detach(), gn_g.to(adv_g.device)])
+    return torch.stack(d_rows), torch.stack([adv_g.detach(), aux_g.detach(), gn_g])
 
 
 class TrainingState:
@@ -173,7 +172,10 @@ class TrainingState:
             "config": self.cfg.to_dict(), "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "gen_state": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
-            "fixed_z": self.fixed_z.cpu(), "perm": self.batches.perm, "pos": self.batches.pos,
+            "fixed_z": self.fixed_z.cpu(), "perm": self.batches.perm.cpu(), "pos": self.batches.pos,
+            # On CUDA the batches draw from their own generator and the GP from the CUDA RNG.
+            "device_gen_state": self.batches.gen.get_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.fixed_z.device) if self.fixed_z.is_cuda else torch.zeros(0),
             "d_moments": self.d_moments.state_dict(), "g_moments": self.g_moments.state_dict(),
             "t0": self.t0.state_dict(), "detector": self.detector.state_dict(),
             "loop": {k: getattr(self, k) for k in self.LOOP_KEYS},
@@ -189,7 +191,10 @@ class TrainingState:
         self.gen.set_state(ck["gen_state"])
         torch.set_rng_state(ck["torch_rng"])
         self.fixed_z = ck["fixed_z"].to(device)
-        self.batches.perm, self.batches.pos = ck["perm"], int(ck["pos"])
+        self.batches.perm, self.batches.pos = ck["perm"].to(device), int(ck["pos"])
+        self.batches.gen.set_state(ck["device_gen_state"])
+        if device.type == "cuda" and ck["cuda_rng"].numel():
+            torch.cuda.set_rng_state(ck["cuda_rng"], device)
         self.d_moments.load_state_dict(ck["d_moments"])
         self.g_moments.load_state_dict(ck["g_moments"])
         self.t0.load_state_dict(ck["t0"])
@@ -219,7 +224,8 @@ def train(
         resume: continue from `out_dir/checkpoint/checkpoint.pt` when it exists.
         resume_from: an explicit checkpoint file or directory to continue from (Ray restores).
         train_set: a preloaded `ImageSet` (else loaded from cfg.data through the on-disk cache).
-        evaluator: a `trainers.evaluation.Evaluator` (else built when cfg asks for evaluation).
+        evaluator: a `trainers.evaluation.Evaluator` (else built when cfg asks for evaluation); its
+            cache_dir also holds the downstream TRTR baseline.
     Returns:
         The last report's metrics (status finished or diverged).
     """
@@ -253,7 +259,7 @@ def train(
 
     ckpt_file = Path(resume_from) if resume_from else checkpoint_path(out_dir)
     if ckpt_file.is_dir():
-        ckpt_file = ckpt_file / "checkpoint.pt"
+        ckpt_file = ckpt_file / CHECKPOINT_FILENAME
     if (resume or resume_from) and ckpt_file.is_file():
         st.load_state_dict(load_checkpoint(ckpt_file, map_location=device))
         _truncate_logs(out_dir, st.step)
@@ -267,11 +273,11 @@ def train(
         torch.cuda.reset_peak_memory_stats(device)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if (cfg.amp and device.type == "cuda") else _null()
     B = cfg.batch_size
-    chunk = max(1, min(cfg.report_every, cfg.divergence_window))
+    chunk = cfg.report_every  # per-step signals stay on the device until the report: one host read each
     columns = signal_columns(cfg)
     extra = [{K.AUX_LOSS_D: 1, K.AUX_LOSS_G: 7, K.GRADIENT_PENALTY: 2}[c] for c in columns[6:]]
 
-    # Per-step signals accumulate on the device; one sync per chunk.
+    # Per-step signals accumulate on the device; the host reads them once per report.
     d_buf = torch.zeros(chunk, cfg.d_steps, 6, device=device)
     g_buf = torch.zeros(chunk, 3, device=device)
     interval: list[np.ndarray] = []
@@ -344,7 +350,7 @@ def train(
             if wants_eval:
                 metrics.update(evaluator.evaluate(G))
             if ended and cfg.downstream_protocols and st.status == K.STATUS_FINISHED:
-                metrics.update(evaluator.downstream(G))
+                metrics.update(_downstream(cfg, G, device, evaluator.cache_dir))
             G.train()
         st.wall_s += time.perf_counter() - t_start
         t_start = time.perf_counter()
@@ -374,7 +380,7 @@ def _sample(G: torch.nn.Module, z: torch.Tensor, y: torch.Tensor | None) -> torc
 def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
     grads = [p.grad for p in module.parameters() if p.grad is not None]
     if not grads:
-        return torch.zeros(())
+        return torch.zeros((), device=next(module.parameters()).device)
     return torch.nn.utils.get_total_norm(grads, norm_type=2.0).detach()
 
 
@@ -388,6 +394,13 @@ def _build_evaluator(cfg: TrialConfig, device: torch.device) -> Any:
     from trainers.evaluation import Evaluator
 
     return Evaluator(cfg, device=device)  # the dataset's fixed yardstick, not this trial's split
+
+
+def _downstream(cfg: TrialConfig, G: torch.nn.Module, device: torch.device, cache_dir: Path) -> dict:
+    """TSTR / augmentation / TRTR baseline as configured by cfg.downstream, cached beside the evaluator's."""
+    from trainers.evaluation.protocols import run_downstream  # classifiers: only trials with a protocol pay
+
+    return run_downstream(cfg, G, device=device, cache_dir=cache_dir)
 
 
 def _json_default(value: Any) -> Any:

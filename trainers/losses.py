@@ -82,12 +82,12 @@ class GanLoss:
     ) -> torch.Tensor:
         """gp_weight * E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates x_hat (Gulrajani et al. 2017).
 
-        Zero for every loss but wgan_gp. The mixing weights are drawn from the CPU generator so a resumed
-        run (which restores the CPU RNG state) draws the same ones on CUDA too.
+        Zero for every loss but wgan_gp. The mixing weights are drawn on the training device from its global
+        RNG (no host-to-device copy per step); checkpoints restore that RNG, so a resumed run draws the same.
         """
         if self.kind != "wgan_gp":
             return torch.zeros((), device=real.device)
-        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1))).to(device=real.device, dtype=real.dtype)
+        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
         x_hat = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)
         logits, _ = D(x_hat, labels)
         (grad,) = torch.autograd.grad(logits.sum(), x_hat, create_graph=True)
