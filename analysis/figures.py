@@ -59,7 +59,7 @@ def color_factor(a: Analysis, requested: str | None = None) -> str | None:
         col = requested if requested.startswith(C.CONFIG_PREFIX) else C.cfg(requested)
         if col in a.analysed.columns:
             return col
-    options = varied(a.analysed, [f for f in C.FACTORS if f != C.LOSS])
+    options = varied(a.analysed, [f for f in a.data.factors if f != C.LOSS])
     return options[0] if options else None
 
 

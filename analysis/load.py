@@ -5,6 +5,7 @@ loading never fails for that: what is missing becomes an empty frame and a warni
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import columns as C
-from study.layout import HISTORY_FILE, TRIALS_FILE
+from study.layout import HISTORY_FILE, STUDY_FILE, TRIALS_FILE
 from trainers import metric_keys as mk
 from trainers.errors import DataError
 from trainers.layout import MEMORY_FILE
@@ -29,6 +30,13 @@ class StudyData:
     trials: pd.DataFrame
     memory: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    declared: list[str] = field(default_factory=list)  # factor columns the studies' spaces searched
+
+    @property
+    def factors(self) -> list[str]:
+        """Config columns the analysis treats as factors: those the studies declared (study.json), else
+        the usual DCGAN factors for studies that declared none (e.g. results from older versions)."""
+        return self.declared or list(C.FACTORS)
 
     @property
     def names(self) -> list[str]:
@@ -61,7 +69,7 @@ def load_studies(dirs: Iterable[str | Path]) -> StudyData:
     paths = [Path(d) for d in dirs]
     if not paths:
         raise DataError("no study directory given")
-    histories, trials, memories, warnings = [], [], [], []
+    histories, trials, memories, warnings, declared = [], [], [], [], []
     for path in paths:
         if not path.is_dir():
             raise DataError(f"study directory {path} does not exist")
@@ -80,6 +88,9 @@ def load_studies(dirs: Iterable[str | Path]) -> StudyData:
                 frame[C.STUDY_DIR] = str(path.resolve())
         if not mem.empty:
             mem[C.STUDY] = path.name
+        for col in declared_factors(path / STUDY_FILE, tri if not tri.empty else hist):
+            if col not in declared:
+                declared.append(col)
         histories.append(hist)
         trials.append(tri)
         memories.append(mem)
@@ -95,7 +106,36 @@ def load_studies(dirs: Iterable[str | Path]) -> StudyData:
         trial_table = trial_table.drop_duplicates(C.TRIAL_KEY, keep="last").reset_index(drop=True)
     if not history.empty and C.TIMESTAMP in history.columns:
         history = history.sort_values([C.TRIAL_KEY, C.TIMESTAMP], kind="stable").reset_index(drop=True)
-    return StudyData(paths, history, trial_table, _concat(memories), warnings)
+    return StudyData(paths, history, trial_table, _concat(memories), warnings, declared)
+
+
+def declared_factors(study_file: Path, frame: pd.DataFrame) -> list[str]:
+    """Factor columns from the categorical keys the study's space searched (seed excluded: repeats).
+
+    A key that is a config field is its own column; a named factor (e.g. `activation`, which sets
+    g_activation, d_activation and g_norm together) is represented by the first column it sets that
+    varies in the results. Continuous keys (uniform/loguniform ranges) are left to the correlations.
+    """
+    if not study_file.is_file():
+        return []
+    try:
+        space = json.loads(study_file.read_text()).get("space_resolved") or {}
+    except (OSError, ValueError):
+        return []
+    out = []
+    for key, dim in (space.get("dimensions") or {}).items():
+        if key == "seed" or dim.get("kind") not in ("grid", "choice"):
+            continue
+        if key in C.CONFIG_FIELDS:
+            candidates = [C.cfg(key)]
+        else:
+            levels = (space.get("factors") or {}).get(key, {})
+            candidates = [C.cfg(f) for f in dict.fromkeys(f for lv in levels.values() for f in lv)
+                          if f in C.CONFIG_FIELDS]
+        varying = [c for c in candidates if c in frame.columns and frame[c].nunique(dropna=False) > 1]
+        if varying:
+            out.append(varying[0])
+    return out
 
 
 def trials_from_history(history: pd.DataFrame) -> pd.DataFrame:

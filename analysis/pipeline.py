@@ -139,10 +139,10 @@ def _quality_vs_signals(a: Analysis, kw: dict) -> None:
 
 def _factors_budget_tables(a: Analysis, kw: dict) -> None:
     df = a.analysed
-    a.factors = factor_effects(df, n_permutations=a.n_permutations, **kw)
+    a.factors = factor_effects(df, factors=a.data.factors, n_permutations=a.n_permutations, **kw)
     if a.factors.empty:
         a.notes.append("no factor varies among analysed trials with a measured FID/TSTR: factor effects skipped")
-    by = C.LOSS if a.loss_column_varies else (varied(df, C.FACTORS) or [None])[0]
+    by = C.LOSS if a.loss_column_varies else (varied(df, a.data.factors) or [None])[0]
     budgets, tables = [], []
     for measurement, part in measurement_groups(df):
         curves = budget_curves(part, by=by, n_resamples=min(a.n_resamples, 1000), seed=a.seed)

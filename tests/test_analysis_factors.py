@@ -133,3 +133,32 @@ def test_classification_report_adapts_to_what_exists():
     assert confusion_matrix(pd.Series({"fid": 3.0})) is None
     macro = pd.Series({f"{p}precision_NORMAL": 0.5, f"{p}precision_macro": 0.6})
     assert next(iter(classification_report(macro).index)) == "NORMAL"  # 'macro' is not a class
+
+
+def test_factors_are_the_axes_the_study_declared_not_a_fixed_list(tmp_path):
+    """A search axis the analysis never heard of (here kernel_size and a named factor) is analysed because
+    study.json declares it; the fixed list is only the fallback for studies that declare nothing."""
+    import json
+
+    from fixtures_analysis import make_study
+
+    from analysis.load import load_studies
+    from analysis.pipeline import analyze
+
+    study = make_study(tmp_path, seeds=(0, 1), losses=("bce",), extra_trials=False, with_memory=False)
+    trials = pd.read_parquet(study / "trials.parquet")
+    trials[C.cfg("leaky_slope")] = np.where(trials.index % 2 == 0, 0.1, 0.3)  # a new axis, via a named factor
+    trials.to_parquet(study / "trials.parquet", index=False)
+    assert C.cfg("leaky_slope") not in C.FACTORS
+    assert load_studies([study]).factors == list(C.FACTORS)  # nothing declared: the fallback
+    space = {"dimensions": {"optimizer": {"kind": "grid", "role": "scientific", "values": ["adam", "adas"]},
+                            "slope": {"kind": "grid", "role": "scientific", "values": ["low", "high"]},
+                            "lr_g": {"kind": "loguniform", "role": "scientific", "values": [1e-5, 1e-3]},
+                            "seed": {"kind": "grid", "role": "nuisance", "values": [0, 1]}},
+             "factors": {"slope": {"low": {"leaky_slope": 0.1}, "high": {"leaky_slope": 0.3}}}}
+    meta = json.loads((study / "study.json").read_text())
+    (study / "study.json").write_text(json.dumps({**meta, "space_resolved": space}))
+    data = load_studies([study])
+    assert data.factors == [C.cfg("optimizer"), C.cfg("leaky_slope")]  # seed and the continuous lr_g excluded
+    a = analyze([study], n_resamples=100, n_permutations=100, include_reference=False)
+    assert set(a.factors["factor"]) == {C.cfg("optimizer"), C.cfg("leaky_slope")}
