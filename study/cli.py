@@ -19,6 +19,7 @@ COMMANDS = {
     "status": ("study.status_command", "progress table of a study"),
     "generate": ("study.generate_command", "write images from a trial checkpoint"),
     "tstr": ("study.tstr_command", "train-on-synthetic/test-on-real from one generator per class"),
+    "reproduce": ("study.reproduce_command", "run a seed paper's experiment, analyse it, compare with the paper"),
     "analyze": ("analysis.analyze_command", "statistics, tables and an HTML dashboard from studies"),
 }
 
