@@ -26,6 +26,8 @@ def paired_difference(trials: pd.DataFrame, factor: str, a, b, metric: str, *, p
     """
     cols = [c for c in pair_on if c in trials.columns and c != factor]
     sub = trials.loc[trials[factor].isin([a, b]) & trials[metric].notna(), [*cols, factor, metric]]
+    if not cols:  # nothing else varies: one pair, the two levels' means
+        sub, cols = sub.assign(_all=0), ["_all"]
     config_means = sub.groupby([*cols, factor], dropna=False)[metric].mean().unstack(factor)
     if a not in config_means.columns or b not in config_means.columns:
         return _empty()
