@@ -47,3 +47,14 @@ def chest_xray_dir() -> Path:
     if not (path / "train").is_dir():
         pytest.skip(f"real data not available: {path}")
     return path
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local 2-CPU Ray for one test module's studies (shut down after the module)."""
+    import ray
+
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

@@ -2,7 +2,6 @@
 resumes instead of re-running, and writes comparison.md with a verdict per claim."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -18,18 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 VERDICT = re.compile(r"\| \*\*(reproduced|contradicted|inconclusive|not comparable)\*\* \|")
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 @pytest.mark.parametrize("paper", list(PAPERS))
-def test_every_paper_reproduces_end_to_end_at_smoke_scale(paper, ray_session, tmp_path):
+def test_every_paper_reproduces_end_to_end_at_smoke_scale(paper, local_ray, tmp_path):
     out = tmp_path / paper
     assert reproduce(paper, out=out, scale="smoke", n_resamples=200, progress=False) == 0
     text = (out / COMPARISON_FILE).read_text()

@@ -9,7 +9,6 @@ interval (10) on reports without FID, so schedulers that rank whatever is report
 from __future__ import annotations
 
 import math
-import os
 import textwrap
 
 import pandas as pd
@@ -32,16 +31,6 @@ seeds: [0, 1]
 """
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def _run(tmp_path, scheduler: str) -> pd.DataFrame:
     space = tmp_path / "space.yaml"
     space.write_text(textwrap.dedent(SPACE))
@@ -59,7 +48,7 @@ def _check_history(history: pd.DataFrame) -> None:
     assert history[K.FID].isna().any() and history[K.FID].notna().any()
 
 
-def test_asha_decides_on_measured_fid_only(ray_session, tmp_path, monkeypatch):
+def test_asha_decides_on_measured_fid_only(local_ray, tmp_path, monkeypatch):
     from ray.tune.schedulers import async_hyperband
 
     decisions: list[tuple[int, float]] = []
@@ -76,7 +65,7 @@ def test_asha_decides_on_measured_fid_only(ray_session, tmp_path, monkeypatch):
     assert all(it % (REPORT_EVERY * FID_EVERY) == 0 for it, _ in decisions), decisions  # at evaluated reports
 
 
-def test_pbt_decides_on_measured_fid_only(ray_session, tmp_path, monkeypatch):
+def test_pbt_decides_on_measured_fid_only(local_ray, tmp_path, monkeypatch):
     from ray.tune.schedulers import PopulationBasedTraining
 
     decisions: list[tuple[int, float]] = []
