@@ -55,7 +55,8 @@ VARIANTS: dict[str, tuple[bool, bool, str | None]] = {
 }
 VARIANT_LABELS = {
     "fp32": "fp32 eager", "bf16": "bf16 autocast", "channels_last": "bf16 + channels_last",
-    "compile": "bf16 + channels_last + torch.compile", "cudagraphs": "bf16 + channels_last + compile(reduce-overhead: CUDA graphs)",
+    "compile": "bf16 + channels_last + torch.compile",
+    "cudagraphs": "bf16 + channels_last + compile(reduce-overhead: CUDA graphs)",
     "textbook": "textbook pytorch/examples loop",
 }
 
@@ -283,7 +284,8 @@ def measure_compute(cfg: TrialConfig, device: str | torch.device, *, amp: bool =
     return {
         "images_per_s": images / elapsed, "step_ms": 1e3 * elapsed / iters, "warmup_s": warmup_s,
         "flops_per_image": flops / (cfg.d_steps * cfg.batch_size), "tflops": flops * iters / elapsed / 1e12,
-        "finite": finite, "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        "finite": finite,
+        "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
     }
 
 
@@ -337,15 +339,16 @@ def run_variants(args: argparse.Namespace) -> int:
                         rec["textbook_data"] = f"phantom PNGs ({args.textbook_images} at 64 px)"
                     else:
                         rec["textbook_data"] = str(data)
-                    ips = textbook_images_per_s(data, args.iters, cfg.batch_size, device, args.features,
-                                                workers=args.workers)
+                    ips = textbook_images_per_s(data, args.textbook_iters or args.iters, cfg.batch_size, device,
+                                                args.features, workers=args.workers)
                 fpi = textbook_step_flops(cfg.batch_size, args.features) / cfg.batch_size
                 rec.update(images_per_s=ips, flops_per_image=fpi, tflops=ips * fpi / 1e12, finite=True)
             else:
                 amp, cl, mode = VARIANTS[name]
                 if device.type == "cuda":
                     rec["tf32_conv"] = bool(torch.backends.cudnn.allow_tf32)
-                rec.update(amp=amp, channels_last=cl, compile=mode, compile_backend=args.compile_backend if mode else None)
+                rec.update(amp=amp, channels_last=cl, compile=mode,
+                           compile_backend=args.compile_backend if mode else None)
                 rec.update(measure_compute(cfg, device, amp=amp, channels_last=cl, compile_mode=mode,
                                            compile_backend=args.compile_backend, iters=args.iters,
                                            warmup=args.warmup, flops=flops))
@@ -354,7 +357,8 @@ def run_variants(args: argparse.Namespace) -> int:
                 rec["error"] = "non-finite losses"
         except Exception as exc:  # noqa: BLE001 - one variant's failure is a result, the others still run
             failed += 1
-            rec["status"], rec["error"] = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+            lines = str(exc).strip().splitlines()
+            rec["status"], rec["error"] = "failed", f"{type(exc).__name__}: {lines[-1] if lines else ''}"
             traceback.print_exc()
         rec["seconds"] = time.perf_counter() - t
         rec["peak_tflops"] = peak
@@ -393,6 +397,7 @@ def main() -> None:
                     "(eager = dynamo tracing only, for CPU dry runs)")
     ap.add_argument("--workers", type=int, default=2, help="textbook DataLoader workers (pytorch/examples: 2)")
     ap.add_argument("--textbook-images", type=int, default=256, help="phantom PNGs when --data has no train/")
+    ap.add_argument("--textbook-iters", type=int, default=0, help="timed textbook iterations (default: --iters)")
     ap.add_argument("--peak-tflops", type=float, default=None, help="the card's peak, for the fraction column")
     ap.add_argument("--json", default="", help="variant mode: append one JSON object per variant to this file")
     args = ap.parse_args()

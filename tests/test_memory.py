@@ -71,6 +71,7 @@ def test_default_grid_is_fast_on_cpu():
     assert top["params"].item() > 2e8  # built on the meta device: no memory, no arithmetic
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_allocator_method():
     df = measure_memory(resolutions=(32,), features=(16, 64), norms=("batch", "none"), batch_size=4, device="cuda")
