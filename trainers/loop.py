@@ -16,6 +16,7 @@ import math
 import random
 import resource
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -75,7 +76,12 @@ class Batches:
     """
 
     def __init__(self, train_set: Any, cfg: TrialConfig, gen: torch.Generator, device: torch.device):
-        self.images = torch.from_numpy(np.ascontiguousarray(train_set.images)).to(device).unsqueeze(1)
+        with warnings.catch_warnings():
+            # The split is the node's shared read-only memmap: on CPU the tensor maps it (no copy) and is
+            # only ever read (index_select); on CUDA .to() copies it to the device once.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            images = torch.from_numpy(np.ascontiguousarray(train_set.images))
+        self.images = images.to(device).unsqueeze(1)
         self.labels = torch.as_tensor(train_set.labels, dtype=torch.long).to(device)
         self.n = self.images.shape[0]
         self.cfg, self.device = cfg, device

@@ -22,7 +22,7 @@ from trainers.errors import DataError
 __all__ = ["ImageSet", "load_split", "load_reference_split", "default_cache_dir", "SPLITS"]
 REFERENCE_SEED = 0  # the phantom drawn for reference statistics, whatever the trial's seed
 SPLITS = ("train", "val", "test")
-CACHE_VERSION = 1  # bump when preprocessing changes
+CACHE_VERSION = 2  # bump when preprocessing or the entry format changes (2: a directory of .npy, memory-mapped)
 
 
 def load_split(
@@ -58,13 +58,13 @@ def load_split(
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     if source == "phantom":
         source_fp = f"phantom-v{phantom.VERSION}-seed{seed}"
-        build = lambda: _phantom_arrays(split, resolution, hist_eq, seed)  # noqa: E731
+        build = lambda work: _phantom_arrays(split, resolution, hist_eq, seed)  # noqa: E731
     elif source == "pneumoniamnist" or source.endswith(".npz"):
         path = npz.find_pneumoniamnist(resolution, cache) if source == "pneumoniamnist" else Path(source)
         if not path.is_file():
             raise DataError(f"data file {path} does not exist")
         source_fp = f"npz-{npz.file_fingerprint(path)}"
-        build = lambda: _npz_arrays(path, split, resolution, hist_eq)  # noqa: E731
+        build = lambda work: _npz_arrays(path, split, resolution, hist_eq)  # noqa: E731
     else:
         root = Path(source)
         if not root.exists():
@@ -83,9 +83,10 @@ def load_split(
         else:
             split_seed = seed
             source_fp = f"folder-{folder_fp}" + (f"-seed{seed}" if carved else "")
-        build = lambda: _folder_arrays(layout, root, split, resolution, hist_eq, skip_unreadable, split_seed)  # noqa: E731
+        build = lambda work: _folder_arrays(  # noqa: E731
+            layout, root, split, resolution, hist_eq, skip_unreadable, split_seed, work)
     key = _hash(CACHE_VERSION, source_fp, split, resolution, hist_eq, skip_unreadable)
-    arrays = cached_arrays(cache / "data" / f"{key}.npz", build)
+    arrays = cached_arrays(cache / "data" / key, build)  # images: a read-only memmap shared on the node
     skipped = int(arrays["skipped"])
     if skipped:
         warnings.warn(f"{source}: skipped {skipped} unreadable image(s) in {split}", stacklevel=2)
@@ -143,16 +144,18 @@ def _npz_arrays(path: Path, split: str, resolution: int, hist_eq: bool) -> dict[
 
 
 def _folder_arrays(layout: dict, root: Path, split: str, resolution: int, hist_eq: bool, skip: bool,
-                   seed: int | None) -> dict:
+                   seed: int | None, work: Path) -> dict:
     paths, labels, names = folder.split_files(layout, root, split, seed)
-    images, keep = folder.decode_files(paths, resolution, hist_eq, skip)
+    images, keep = folder.decode_files(paths, resolution, hist_eq, skip, work_dir=work)  # resumable shards
     patients = np.array([patient_id(p) for p, k in zip(paths, keep) if k], dtype=str)
     return _pack(images, labels[keep], names, patients, int((~keep).sum()))
 
 
 def _pack(images, labels, names, patients, skipped) -> dict[str, np.ndarray]:
+    if not isinstance(images, np.memmap):  # a memmap was written by the decoder: moved, not copied
+        images = np.ascontiguousarray(images, dtype=np.uint8)
     return {
-        "images": np.ascontiguousarray(images, dtype=np.uint8),
+        "images": images,
         "labels": np.asarray(labels, dtype=np.int64),
         "class_names": np.array(names, dtype=str),
         "patient_ids": np.array([], dtype=str) if patients is None else patients,

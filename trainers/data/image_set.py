@@ -12,7 +12,7 @@ from trainers.errors import DataError
 
 @dataclass
 class ImageSet:
-    images: np.ndarray  # uint8 (N, H, W) grayscale, already at the trial resolution
+    images: np.ndarray  # uint8 (N, H, W) grayscale at the trial resolution; from load_split a read-only memmap
     labels: np.ndarray  # int64 (N,)
     class_names: tuple[str, ...]  # index -> name
     fingerprint: str  # source + split + preprocessing + selection: the key for anything derived
@@ -25,7 +25,8 @@ class ImageSet:
 
     def to_tensor(self) -> torch.Tensor:
         """float32 (N, 1, H, W) scaled to [-1, 1], the generator's output range."""
-        return torch.from_numpy(self.images).float().div_(127.5).sub_(1.0).unsqueeze(1)
+        # Convert into a new writable array: torch warns on (and must never write to) the read-only cache.
+        return torch.from_numpy(np.asarray(self.images, dtype=np.float32)).div_(127.5).sub_(1.0).unsqueeze(1)
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(self.class_names))
