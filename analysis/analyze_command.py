@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 from analysis.dashboard import render_dashboard
 from analysis.export import write_csvs
 from analysis.load import DEFAULT_STATUSES
-from analysis.pipeline import analyze
+from analysis.pipeline import Analysis, analyze
 from analysis.report import render_report
 from trainers.atomic import atomic_path
 from trainers.errors import UserError
@@ -33,28 +35,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(reference=True)
 
 
+class Written(NamedTuple):
+    result: Analysis
+    n_figures: int  # in dashboard.html
+    csvs: list[Path]
+
+
 def main(args: argparse.Namespace) -> int:
     statuses = tuple(s.strip() for s in args.statuses.split(",") if s.strip())
-    unknown = sorted(set(statuses) - set(STATUSES))
-    if unknown:
-        raise UserError(f"--statuses {','.join(unknown)} is not a trial status; allowed: {', '.join(STATUSES)}")
-    if args.resamples < 100 or args.permutations < 100:
-        raise UserError(f"--resamples={args.resamples} / --permutations={args.permutations}: use at least 100")
     start = time.perf_counter()
-    result = analyze(args.study_dirs, statuses=statuses, n_resamples=args.resamples,
-                     n_permutations=args.permutations, seed=args.seed, include_reference=args.reference)
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    page, n_fig = render_dashboard(result, color_by=args.color_by)
-    _write_atomic(out / "dashboard.html", page)
-    _write_atomic(out / "report.md", render_report(result))
-    csvs = write_csvs(result, out / "csv")
+    result, n_fig, csvs = analyze_into(args.study_dirs, out, statuses=statuses, n_resamples=args.resamples,
+                                       n_permutations=args.permutations, seed=args.seed, color_by=args.color_by,
+                                       include_reference=args.reference)
     counts = ", ".join(f"{k} {v}" for k, v in result.data.status_counts().items()) or "no trial table"
     print(f"analysed {len(result.analysed)} trials ({counts}) in {time.perf_counter() - start:.1f} s")
     print(f"wrote {out / 'dashboard.html'} ({n_fig} figures), {out / 'report.md'}, {len(csvs)} CSVs in {out / 'csv'}")
     for note in result.notes:
         print(f"note: {note}")
     return 0
+
+
+def analyze_into(study_dirs: Iterable[str | Path], out: Path, *, statuses: tuple[str, ...] = DEFAULT_STATUSES,
+                 n_resamples: int = 2000, n_permutations: int = 2000, seed: int = 0, color_by: str | None = None,
+                 include_reference: bool = True) -> Written:
+    """Check the options as the CLI does, analyse the studies and write OUT/dashboard.html, report.md, csv/
+    (shared by `gan-study analyze` and `Study.analyze` of the Python API)."""
+    unknown = sorted(set(statuses) - set(STATUSES))
+    if unknown:
+        raise UserError(f"--statuses {','.join(unknown)} is not a trial status; allowed: {', '.join(STATUSES)}")
+    if n_resamples < 100 or n_permutations < 100:
+        raise UserError(f"--resamples={n_resamples} / --permutations={n_permutations}: use at least 100")
+    result = analyze(study_dirs, statuses=statuses, n_resamples=n_resamples, n_permutations=n_permutations,
+                     seed=seed, include_reference=include_reference)
+    n_fig, csvs = write_analysis(result, out, color_by=color_by)
+    return Written(result, n_fig, csvs)
+
+
+def write_analysis(result: Analysis, out: Path, *, color_by: str | None = None) -> tuple[int, list[Path]]:
+    """OUT/dashboard.html, OUT/report.md and OUT/csv/; returns (figures in the dashboard, CSV paths)."""
+    out.mkdir(parents=True, exist_ok=True)
+    page, n_fig = render_dashboard(result, color_by=color_by)
+    _write_atomic(out / "dashboard.html", page)
+    _write_atomic(out / "report.md", render_report(result))
+    return n_fig, write_csvs(result, out / "csv")
 
 
 def _write_atomic(path: Path, text: str) -> None:

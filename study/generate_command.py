@@ -67,6 +67,8 @@ def generate(checkpoint: str | Path, n: int, *, per_class: bool = False, seed: i
     """(images uint8 (N, R, R), labels int64 (N,), class names) from a checkpoint's generator."""
     import torch
 
+    if n < 1:
+        raise UserError(f"--n {n} must be >= 1")
     G, cfg, names = load_generator(checkpoint, device)
     conditional = cfg.conditioning != "none"
     if per_class and not conditional:
@@ -93,8 +95,6 @@ def generate(checkpoint: str | Path, n: int, *, per_class: bool = False, seed: i
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise UserError(f"--n {args.n} must be >= 1")
     images, labels, names = generate(args.trial, args.n, per_class=args.per_class, seed=args.seed,
                                      device=args.device)
     out = Path(args.out).expanduser()

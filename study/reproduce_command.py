@@ -53,7 +53,7 @@ def reproduce(paper_name: str, *, out: str | Path, scale: str = "cpu", data: str
               gpus_per_trial: float | None = None, max_concurrent: int | None = None, n_resamples: int = 2000,
               progress: bool = True) -> int:
     """Run (or resume) the paper's study, analyse it and write OUT/comparison.md; returns an exit code."""
-    from study.run_command import report_outcome
+    from study.api import report_outcome
     from study.runner import outcome, resume_study, run_study
     from study.spec import read_spec
 
@@ -108,24 +108,17 @@ def study_spec(paper: Paper, scale: str, study_dir: Path, *, data: str | None = 
 
 def write_outputs(paper: Paper, scale: str, study_dir: Path, out: Path, *, n_resamples: int = 2000) -> str:
     """Analysis (report/) and comparison.md of a finished study; returns the comparison text."""
+    from analysis.analyze_command import write_analysis
     from analysis.comparison import compare
-    from analysis.dashboard import render_dashboard
-    from analysis.export import write_csvs
     from analysis.pipeline import analyze
-    from analysis.report import render_report
     from trainers.atomic import atomic_path
 
     result = analyze([study_dir], n_resamples=n_resamples, n_permutations=n_resamples, seed=0,
                      include_reference=paper.name == "belmekki2022")
-    report_dir = out / REPORT_SUBDIR
-    report_dir.mkdir(parents=True, exist_ok=True)
-    page, _ = render_dashboard(result)
+    write_analysis(result, out / REPORT_SUBDIR)
     text = compare(paper.name, result, scale=scale, n_resamples=n_resamples)
-    for path, content in ((report_dir / "dashboard.html", page), (report_dir / "report.md", render_report(result)),
-                          (out / COMPARISON_FILE, text)):
-        with atomic_path(path) as tmp:
-            tmp.write_text(content, encoding="utf-8")
-    write_csvs(result, report_dir / "csv")
+    with atomic_path(out / COMPARISON_FILE) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return text
 
 

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from study.run_command import report_outcome
-from study.spec import read_spec
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study_dir", metavar="DIR", help="the study directory given to gan-study run --out")
@@ -19,8 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    spec = read_spec(args.study_dir)
-    from study.runner import resume_study
+    from study.api import resume_study
 
-    print(f"resuming study {spec.name} from {spec.experiment_path}", flush=True)
-    return report_outcome(resume_study(spec, progress=not args.quiet, address=args.address or None))
+    study = resume_study(args.study_dir, address=args.address or None, progress=not args.quiet)
+    return 130 if study.interrupted else 0

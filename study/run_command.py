@@ -10,14 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
 from search_spaces.space import SCHEDULERS, SEARCHES, available_spaces
-from study.layout import STUDY_FILE, TRIALS_FILE
-from study.spec import new_spec
 from trainers.config import parse_overrides
-from trainers.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,31 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    out = Path(args.out).expanduser()
-    if (out / STUDY_FILE).exists():
-        raise UserError(f"{out} already holds a study; continue it with `gan-study resume {out}` "
-                        "or choose another --out")
-    spec = new_spec(
-        out=str(out), space=args.space, data=args.data, overrides=parse_overrides(args.overrides),
-        search=args.search, scheduler=args.scheduler, num_samples=args.num_samples,
-        max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, storage=args.storage, metric=args.metric, mode=args.mode,
-        max_failures=args.max_failures, search_seed=args.seed, reuse_workers=args.reuse_workers,
+    from study.api import run_study
+
+    study = run_study(
+        args.space, out=args.out, data=args.data, overrides=parse_overrides(args.overrides), search=args.search,
+        scheduler=args.scheduler, num_samples=args.num_samples, max_concurrent=args.max_concurrent,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, storage=args.storage,
+        metric=args.metric, mode=args.mode, max_failures=args.max_failures, seed=args.seed,
+        reuse_workers=args.reuse_workers, address=args.address or None, dashboard=args.dashboard,
+        progress=not args.quiet,
     )
-    from study.runner import run_study
-
-    print(f"study {spec.name}: space {spec.space}, search {spec.search}, scheduler {spec.scheduler}, "
-          f"metric {spec.metric} ({spec.mode}) -> {spec.study_dir}", flush=True)
-    outcome = run_study(spec, progress=not args.quiet, address=args.address or None, dashboard=args.dashboard)
-    return report_outcome(outcome)
-
-
-def report_outcome(outcome) -> int:
-    counts = ", ".join(f"{n} {s}" for s, n in outcome.counts.items()) or "no trials"
-    if outcome.interrupted:
-        print(f"interrupted ({counts}); results so far are in {outcome.study_dir}/{TRIALS_FILE}.\n"
-              f"Continue with: gan-study resume {outcome.study_dir}", file=sys.stderr, flush=True)
-    else:
-        print(f"done: {counts}; results in {outcome.study_dir}/{TRIALS_FILE} "
-              f"(gan-study status {outcome.study_dir})", flush=True)
-    return outcome.exit_code
+    return 130 if study.interrupted else 0

@@ -36,7 +36,9 @@ def status_table(study_dir: str | Path) -> pd.DataFrame:
 
 
 def main(args: argparse.Namespace) -> int:
-    table = status_table(args.study_dir)
+    from study.api import load_study
+
+    table = load_study(args.study_dir).status()
     if args.sort:
         if args.sort not in table:
             raise UserError(f"--sort {args.sort!r} is not a column; columns: {', '.join(table.columns)}")
