@@ -45,8 +45,9 @@ def test_trtr_small_cnn_on_real_pneumoniamnist_reaches_80_percent_and_is_cached(
     # Once per study: a second call reads the cached JSON instead of training again.
     monkeypatch.setattr(protocols, "fit_classifier", lambda *a, **k: pytest.fail("TRTR retrained"))
     assert protocols.trtr_baseline(cfg, train_set, val, test, "cpu", cache) == report
-    (cached,) = (cache / "downstream").glob("trtr-small_cnn-32px-*.json")
-    assert json.loads(cached.read_text()) == report
+    # Other tests share the session cache: this baseline is one of its small_cnn 32 px entries.
+    cached = list((cache / "downstream").glob("trtr-small_cnn-32px-*.json"))
+    assert any(json.loads(p.read_text()) == report for p in cached)
 
 
 def test_tstr_and_augmentation_run_end_to_end_in_a_real_data_trial(pneumoniamnist_npz, tmp_path):
