@@ -31,7 +31,7 @@ def paired_difference(trials: pd.DataFrame, factor: str, a, b, metric: str, *, p
     config_means = sub.groupby([*cols, factor], dropna=False)[metric].mean().unstack(factor)
     if a not in config_means.columns or b not in config_means.columns:
         return _empty()
-    pairs = config_means[[a, b]].dropna()
+    pairs = config_means.reindex(columns=[a, b]).dropna()  # labels, never a boolean mask (TTUR False/True)
     d = (pairs[b] - pairs[a]).to_numpy(dtype=float)
     if len(d) == 0:
         return _empty()
