@@ -45,8 +45,10 @@ def sections(a: Analysis, color_by: str | None = None) -> list[tuple[str, str, l
     ]
 
 
-def render_dashboard(a: Analysis, *, color_by: str | None = None, title: str | None = None) -> tuple[str, int]:
-    """The HTML page and the number of figures in it."""
+def render_dashboard(a: Analysis, *, color_by: str | None = None, title: str | None = None, head: str = "",
+                     banner: str = "") -> tuple[str, int]:
+    """The HTML page and the number of figures in it. `head` and `banner` are extra HTML for the end of <head>
+    and the top of <body> (the live dashboard's progress header and reload script, study/live.py)."""
     parts, nav, n_fig = [], [], 0
     for sid, heading, figs in sections(a, color_by):
         nav.append(f'<a href="#{sid}">{html.escape(heading)}</a>')
@@ -69,8 +71,8 @@ def render_dashboard(a: Analysis, *, color_by: str | None = None, title: str | N
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <meta name="{FIGURE_COUNT_META}" content="{n_fig}">
 <script type="text/javascript">{get_plotlyjs()}</script>
-<style>{CSS}</style></head>
-<body><h1>{html.escape(title)}</h1>
+<style>{CSS}</style>{head}</head>
+<body>{banner}<h1>{html.escape(title)}</h1>
 <p>Trials by status: {html.escape(counts)}. Analysed ({html.escape(", ".join(a.statuses))}): {len(a.analysed)}.
 Bootstrap: {a.n_resamples} resamples, permutation tests: {a.n_permutations}, seed {a.seed}.</p>
 <ul class="note">{notes}</ul>

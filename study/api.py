@@ -31,8 +31,10 @@ import pandas as pd
 
 from analysis.load import DEFAULT_STATUSES
 from study.layout import STUDY_FILE, TRIALS_DIRNAME, TRIALS_FILE
+from study.live import DEFAULT_EVERY_S, DEFAULT_HOST, DEFAULT_PORT, LiveOptions
 from study.spec import StudySpec, new_spec, read_spec
 from study.tables import load_tables
+from study.trackers import Tracker
 from trainers.errors import UserError
 
 if TYPE_CHECKING:
@@ -192,13 +194,17 @@ def run_study(space: str | Path, *, out: str | Path, data: str | Path | None = N
               num_samples: int | None = None, max_concurrent: int | None = None, cpus_per_trial: float = 1.0,
               gpus_per_trial: float = 0.0, storage: str | None = None, metric: str | None = None,
               mode: Mode | None = None, max_failures: int = 1, seed: int = 0, reuse_workers: bool = False,
-              address: str | None = None, dashboard: bool = False, progress: bool = True) -> Study:
+              address: str | None = None, dashboard: bool = False, progress: bool = True,
+              log_to: Iterable[Tracker] | Tracker = (), mlflow_uri: str | None = None, live: bool = False,
+              host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, live_every_s: float = DEFAULT_EVERY_S) -> Study:
     """Run a new study to its end (or to Ctrl-C) and return it; `gan-study run` with the same options.
 
     `space` is a name in search_spaces/ or a YAML path; `overrides` fix config keys or factors for every
     trial (`--set`); None means the space's default. `storage` defaults to $GAN_STUDY_STORAGE, else
     OUT/ray. `progress=False` leaves out the progress lines (`--quiet`), not the first and last lines nor
-    Ray Tune's own few (its configuration box and where it keeps the experiment).
+    Ray Tune's own few (its configuration box and where it keeps the experiment). `log_to` names experiment
+    trackers ("tensorboard", "mlflow", "wandb"; study/trackers.py), `mlflow_uri` MLflow's tracking URI.
+    `live=True` serves a live dashboard of the study on http://HOST:PORT/ while it runs (study/live.py).
 
     >>> study = run_study("smoke", data="phantom", out="runs/smoke", overrides={"iterations": 20},
     ...                   progress=False)  # doctest: +ELLIPSIS
@@ -223,21 +229,26 @@ def run_study(space: str | Path, *, out: str | Path, data: str | Path | None = N
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         storage=os.environ.get("GAN_STUDY_STORAGE", "") if storage is None else storage, metric=metric, mode=mode,
         max_failures=max_failures, search_seed=seed, reuse_workers=reuse_workers,
+        log_to=[log_to] if isinstance(log_to, str) else list(log_to), mlflow_uri=mlflow_uri or "",
     )
+    options = _live_options(live, host, port, live_every_s)
     print(f"study {spec.name}: space {spec.space}, search {spec.search}, scheduler {spec.scheduler}, "
           f"metric {spec.metric} ({spec.mode}) -> {spec.study_dir}", flush=True)
 
     def call() -> StudyOutcome:
         from study import runner
 
-        return runner.run_study(spec, progress=progress, address=address, dashboard=dashboard)
+        return runner.run_study(spec, progress=progress, address=address, dashboard=dashboard, live=options)
 
     return _finish(spec, _with_own_ray(call))
 
 
-def resume_study(dir: str | Path, *, address: str | None = None, progress: bool = True) -> Study:
+def resume_study(dir: str | Path, *, address: str | None = None, progress: bool = True, live: bool = False,
+                 host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 live_every_s: float = DEFAULT_EVERY_S) -> Study:
     """Finish an interrupted study (`gan-study resume DIR`): unfinished trials continue from their
     checkpoints; finished, diverged, stopped and errored ones are kept. A finished study stays as it is.
+    The study's trackers (`log_to` at launch) go on logging; `live` as in `run_study`.
 
     >>> study = resume_study("runs/smoke")  # doctest: +ELLIPSIS
     resuming study smoke from .../runs/smoke/ray/smoke
@@ -247,12 +258,13 @@ def resume_study(dir: str | Path, *, address: str | None = None, progress: bool 
     False
     """
     spec = read_spec(dir)
+    options = _live_options(live, host, port, live_every_s)
     print(f"resuming study {spec.name} from {spec.experiment_path}", flush=True)
 
     def call() -> StudyOutcome:
         from study import runner
 
-        return runner.resume_study(spec, progress=progress, address=address)
+        return runner.resume_study(spec, progress=progress, address=address, live=options)
 
     return _finish(spec, _with_own_ray(call))
 
@@ -267,6 +279,15 @@ def report_outcome(outcome: StudyOutcome) -> int:
         print(f"done: {counts}; results in {outcome.study_dir}/{TRIALS_FILE} "
               f"(gan-study status {outcome.study_dir})", flush=True)
     return outcome.exit_code
+
+
+def _live_options(live: bool, host: str, port: int, every_s: float) -> LiveOptions | None:
+    """The live dashboard's options, checked (a port in use is refused before the study launches)."""
+    if not live:
+        return None
+    options = LiveOptions(host, int(port), float(every_s))
+    options.check()
+    return options
 
 
 def _finish(spec: StudySpec, outcome: StudyOutcome) -> Study:

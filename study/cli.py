@@ -17,6 +17,7 @@ COMMANDS = {
     "run": ("study.run_command", "run a study: many trials scheduled by Ray Tune"),
     "resume": ("study.resume_command", "finish an interrupted study"),
     "status": ("study.status_command", "progress table of a study"),
+    "watch": ("study.watch_command", "serve a live dashboard of a running study"),
     "generate": ("study.generate_command", "write images from a trial checkpoint"),
     "tstr": ("study.tstr_command", "train-on-synthetic/test-on-real from one generator per class"),
     "reproduce": ("study.reproduce_command", "run a seed paper's experiment, analyse it, compare with the paper"),
@@ -24,18 +25,22 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of `only` that one (importing its module alone: a helper process such as
+    the --live watcher need not import torch for the other commands' options)."""
     parser = argparse.ArgumentParser(prog="gan-study", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
+        if only and name != only:
+            continue
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module_name)
         importlib.import_module(module_name).add_arguments(p)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, *, only: str | None = None) -> int:
+    args = build_parser(only).parse_args(argv)
     module = importlib.import_module(args._module)
     try:
         return int(module.main(args) or 0)

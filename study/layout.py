@@ -8,3 +8,4 @@ HISTORY_FILE = "history.parquet"  # one row per report
 TRIALS_FILE = "trials.parquet"  # one row per trial
 TRIALS_DIRNAME = "trials"  # trials/<trial_id>/: samples, metrics.jsonl, checkpoint
 RAY_DIRNAME = "ray"  # local Ray Tune storage: experiment state, Ray's copies of checkpoints
+LIVE_DIRNAME = "live"  # live/: dashboard.html and live.json of `gan-study watch` / `run --live`

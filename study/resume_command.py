@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 
+from study.live import add_live_arguments, live_kwargs
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study_dir", metavar="DIR", help="the study directory given to gan-study run --out")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else local)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_live_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     from study.api import resume_study
 
-    study = resume_study(args.study_dir, address=args.address or None, progress=not args.quiet)
+    study = resume_study(args.study_dir, address=args.address or None, progress=not args.quiet, **live_kwargs(args))
     return 130 if study.interrupted else 0

@@ -3,6 +3,7 @@
     gan-study run --space smoke --out runs/smoke
     gan-study run --space belmekki2022 --data pneumoniamnist --out runs/b22 --gpus-per-trial 0.5
     gan-study run --space wide --out runs/wide --search optuna --num-samples 64 --storage s3://bucket/studies
+    gan-study run --space smoke --out runs/smoke --live --log-to tensorboard --log-to mlflow
 
 Ctrl-C stops cleanly: results so far stay in STUDY_DIR and `gan-study resume STUDY_DIR` continues.
 """
@@ -12,6 +13,8 @@ import argparse
 import os
 
 from search_spaces.space import SCHEDULERS, SEARCHES, available_spaces
+from study.live import add_live_arguments, live_kwargs
+from study.trackers import TRACKERS
 from trainers.config import parse_overrides
 
 
@@ -45,6 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Ray cluster address (default: RAY_ADDRESS, else a local Ray); 'auto' on a cluster head")
     parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with a local Ray")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--log-to", dest="log_to", action="append", default=[], choices=TRACKERS,
+                        help="also log every trial to an experiment tracker (repeatable): TensorBoard event files "
+                             "in STUDY_DIR/tensorboard, MLflow, Weights & Biases (offline unless WANDB_API_KEY "
+                             "is set); each needs its extra, e.g. pip install -e '.[mlflow]'")
+    parser.add_argument("--mlflow-uri", default=None, metavar="URI",
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the file store "
+                             "STUDY_DIR/mlruns)")
+    add_live_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -56,6 +67,6 @@ def main(args: argparse.Namespace) -> int:
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, storage=args.storage,
         metric=args.metric, mode=args.mode, max_failures=args.max_failures, seed=args.seed,
         reuse_workers=args.reuse_workers, address=args.address or None, dashboard=args.dashboard,
-        progress=not args.quiet,
+        progress=not args.quiet, log_to=args.log_to, mlflow_uri=args.mlflow_uri, **live_kwargs(args),
     )
     return 130 if study.interrupted else 0

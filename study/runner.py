@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from search_spaces.space import MAX_CHECKED_COMBINATIONS, SearchSpace
 from study.algorithms import build_scheduler, build_search, pbt_space
+from study.live import LiveOptions, live_dashboard
 from study.progress import ProgressPrinter
 from study.results_store import ResultsStore
 from study.spec import StudySpec, check_spec, is_remote
 from study.tables import TERMINAL, load_tables
+from study.trackers import tracker_callbacks
 from study.trainable import data_args, load_train_set, make_trainable
 from trainers.errors import UserError
 
@@ -96,6 +99,7 @@ def build_callbacks(spec: StudySpec, space: SearchSpace, *, progress: bool) -> l
     callbacks: list = [ResultsStore(spec.study_dir, space, scheduler=spec.scheduler, mirror_uri=mirror)]
     if progress:
         callbacks.append(ProgressPrinter(spec.name, spec.metric, spec.mode))
+    callbacks.extend(tracker_callbacks(spec))  # --log-to: TensorBoard, MLflow, W&B (Ray's logger callbacks)
     return callbacks
 
 
@@ -160,20 +164,27 @@ def _n_combinations(space: SearchSpace) -> int:
 
 
 def run_study(spec: StudySpec, *, progress: bool = True, address: str | None = None,
-              dashboard: bool = False) -> StudyOutcome:
-    """Start a new study (STUDY_DIR must not hold one yet) and run it to the end or to Ctrl-C."""
+              dashboard: bool = False, live: LiveOptions | None = None) -> StudyOutcome:
+    """Start a new study (STUDY_DIR must not hold one yet) and run it to the end or to Ctrl-C; with `live`,
+    a live dashboard of it is served meanwhile (study/live.py)."""
     space, _ = prepared_space(spec)
     # Ray first: a study it could never schedule is refused before STUDY_DIR holds a study.json.
     check_gpus(spec.gpus_per_trial, local=ensure_ray(address, dashboard=dashboard))
     Path(spec.study_dir).mkdir(parents=True, exist_ok=True)
     spec.save()
-    warm_data_cache(space)
-    tuner = build_tuner(spec, progress=progress)
-    tuner.fit()
+    with _live(spec, live):
+        warm_data_cache(space)
+        tuner = build_tuner(spec, progress=progress)
+        tuner.fit()
     return outcome(spec)
 
 
-def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None = None) -> StudyOutcome:
+def _live(spec: StudySpec, live: LiveOptions | None) -> AbstractContextManager:
+    return live_dashboard(spec.study_dir, live) if live else nullcontext()
+
+
+def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None = None,
+                 live: LiveOptions | None = None) -> StudyOutcome:
     """Finish an interrupted study: unfinished trials continue from their checkpoints, finished and
     errored ones are kept as they are."""
     from ray import tune
@@ -184,14 +195,15 @@ def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None 
         raise UserError(f"no Ray Tune experiment to resume at {path}: the study stopped before its first "
                         f"trial started; delete {spec.study_dir} and start it again with gan-study run")
     check_gpus(spec.gpus_per_trial, local=ensure_ray(address))
-    warm_data_cache(space)
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    tuner = tune.Tuner.restore(path, trainable=build_trainable(spec, space), resume_unfinished=True,
-                               resume_errored=False, restart_errored=False)
-    # The restored run config carries the callbacks pickled at launch; point them at STUDY_DIR as it is now.
-    run_config = tuner._local_tuner.get_run_config()
-    run_config.callbacks = build_callbacks(spec, space, progress=progress)
-    tuner.fit()
+    with _live(spec, live):
+        warm_data_cache(space)
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        tuner = tune.Tuner.restore(path, trainable=build_trainable(spec, space), resume_unfinished=True,
+                                   resume_errored=False, restart_errored=False)
+        # The restored run config carries the callbacks pickled at launch; point them at STUDY_DIR as it is now.
+        run_config = tuner._local_tuner.get_run_config()
+        run_config.callbacks = build_callbacks(spec, space, progress=progress)
+        tuner.fit()
     return outcome(spec)
 
 

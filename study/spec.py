@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from search_spaces.space import SCHEDULERS, SEARCHES, SearchSpace, check_metric, load_space, parse_space
 from study.layout import RAY_DIRNAME, STUDY_FILE
+from study.trackers import check_trackers, normalise_mlflow_uri
 from trainers import metric_keys as K
 from trainers.atomic import atomic_path
 from trainers.errors import UserError
@@ -40,6 +42,10 @@ class StudySpec:
     # Run later trials in the worker processes of finished ones (saves process start + torch import per
     # trial). Off by default: on CPU, peak_memory_mb is the process's peak RSS and would carry over.
     reuse_workers: bool = False
+    # Experiment trackers (study/trackers.py) and MLflow's tracking URI ("" = $MLFLOW_TRACKING_URI at launch,
+    # else STUDY_DIR/mlruns). Stored so `gan-study resume` keeps logging; older study.json files lack them.
+    log_to: list = field(default_factory=list)
+    mlflow_uri: str = ""
     created: str = ""
 
     @property
@@ -83,7 +89,8 @@ def new_spec(*, out: str, space: str, data: str | None = None, overrides: dict |
              search: str | None = None, scheduler: str | None = None, num_samples: int | None = None,
              max_concurrent: int | None = None, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
              storage: str = "", metric: str | None = None, mode: str | None = None, max_failures: int = 1,
-             search_seed: int = 0, reuse_workers: bool = False) -> StudySpec:
+             search_seed: int = 0, reuse_workers: bool = False, log_to: list[str] | tuple[str, ...] = (),
+             mlflow_uri: str = "") -> StudySpec:
     """Build and check a spec from CLI-style arguments; the space's `defaults:` fill what is not given."""
     loaded = load_space(space)
     import yaml
@@ -102,6 +109,7 @@ def new_spec(*, out: str, space: str, data: str | None = None, overrides: dict |
         storage=storage if not storage or is_remote(storage) else str(Path(storage).expanduser().resolve()),
         metric=metric or d.get("metric", K.DEFAULT_METRIC), mode=mode or d.get("mode", K.DEFAULT_MODE),
         max_failures=int(max_failures), search_seed=int(search_seed), reuse_workers=bool(reuse_workers),
+        log_to=list(log_to), mlflow_uri=_mlflow_uri(list(log_to), mlflow_uri),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     check_spec(spec)
@@ -130,6 +138,7 @@ def check_spec(spec: StudySpec) -> SearchSpace:
     if spec.scheduler == "pbt" and spec.search == "optuna":
         raise UserError("--scheduler pbt cannot be combined with --search optuna: PBT chooses the configs itself "
                         "(it exploits and mutates running trials); use --search grid or random with pbt")
+    _check_trackers(spec)
     space = spec.load_space()
     if spec.search == "optuna" and not space.dims:
         raise UserError(f"--search optuna needs searched keys, but space {space.name} fixes every key")
@@ -175,6 +184,20 @@ def read_spec(study_dir: str | Path) -> StudySpec:
     # The directory may have been moved or copied since: trust where it is now.
     spec.study_dir = str(path.parent.resolve())
     return spec
+
+
+def _check_trackers(spec: StudySpec) -> None:
+    spec.log_to = check_trackers(spec.log_to)
+    if spec.mlflow_uri and "mlflow" not in spec.log_to:
+        raise UserError("--mlflow-uri is set but MLflow is not a tracker of this study; add --log-to mlflow")
+
+
+def _mlflow_uri(log_to: list[str], uri: str) -> str:
+    """--mlflow-uri as given, else $MLFLOW_TRACKING_URI when MLflow is a tracker: recorded at launch, so a
+    resume logs to the same place whatever its environment."""
+    if not uri and "mlflow" in log_to:
+        uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    return normalise_mlflow_uri(uri)
 
 
 def _absolute_data(data: str) -> str:
