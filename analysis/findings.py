@@ -287,7 +287,9 @@ def _surprises(trials, finished, table, tests, effects) -> list[str]:
              f"{won['name'].split(', ', 1)[1][0].upper()}{won['name'].split(', ', 1)[1][1:]}, r = "
              f"{fmt(w.r, w.ci_low, w.ci_high, 3)} over {w.n_configs} configurations (p = {w.p_perm:.4f}): "
              + ("the evidence rests largely on those failed runs, as seed 002's did on its one failed run."
-                if rests else "the association does not rest on the failed runs alone."),
+                if rests else "the association weakens but persists without them (its CI excludes 0), though "
+                f"it does not survive this document's multiplicity control (q = {won['q']:.4f})."
+                if won["q"] >= 0.05 else "the association does not rest on the failed runs alone."),
              f"- Between-configuration share of FID variance (one-way ICC over seeds): {share:.2f} on the FID "
              f"scale, {log_share:.2f} on log FID; the rest is seed-to-seed spread within a configuration. On the "
              "raw scale a few collapsed seeds (FID in the hundreds) dominate every variance.",
