@@ -24,10 +24,16 @@ ALWAYS_PNEUMONIA = 390 / 624  # accuracy of answering "pneumonia" on the officia
 HEADER = "| claim | paper | ours (95% CI) | verdict | why |\n|---|---|---|---|---|"
 
 
-def verdict(lo: float, hi: float, expected_sign: int, null: float = 0.0) -> tuple[str, str]:
-    """Direction verdict of an interval against the paper's claimed sign about `null`."""
+def verdict(lo: float, hi: float, expected_sign: int, null: float = 0.0, p: float = math.nan) -> tuple[str, str]:
+    """Direction verdict of an interval against the paper's claimed sign about `null`.
+
+    With a p-value from an exact or permutation test beside the interval, both must agree: a CI that
+    excludes the null while p >= 0.05 (small bootstrap intervals run narrow) is inconclusive.
+    """
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return "not comparable", "too few configurations or seeds for an interval"
+    if (lo > null or hi < null) and math.isfinite(p) and p >= 0.05:
+        return "inconclusive", f"the CI excludes {null:g} but the test's p = {p:.3g} >= 0.05"
     if lo > null or hi < null:
         side = 1 if lo > null else -1
         return ("reproduced", "the CI excludes the null on the paper's side") if side == expected_sign else (
@@ -74,7 +80,8 @@ def belmekki2022(t: pd.DataFrame, a, scale: str, n: int) -> list[str]:
                         f"r = {fmt(p['r'], p.get('ci_low', math.nan), p.get('ci_high', math.nan), 2)} over "
                         f"{int(p['n_configs'])} configurations, p = {p.get('p_perm', math.nan):.3g}, "
                         f"q = {p.get('q', math.nan):.3g}",
-                        verdict(p.get("ci_low", math.nan), p.get("ci_high", math.nan), -1)))
+                        verdict(p.get("ci_low", math.nan), p.get("ci_high", math.nan), -1,
+                                p=p.get("p_perm", math.nan))))
     if primary.empty:
         rows.append(row("D-loss mean is inversely correlated with FID", "r = -0.90 over 4 runs", "n/a",
                         ("not comparable", "no configuration-level FID vs D-loss test could be computed")))
@@ -82,11 +89,11 @@ def belmekki2022(t: pd.DataFrame, a, scale: str, n: int) -> list[str]:
                "batch": C.cfg("batch_size")}
     pair_on = [c for c in factors.values() if c in t.columns and t[c].nunique() > 1]
     claims = (  # (claim, paper text, factor column, level a, level b, metric, expected sign of b - a)
-        ("AdaS gives lower FID than Adam (ELU, no TTUR)", "104.6 vs 238.3", factors["optimizer"], "adam", "adas",
+        ("AdaS gives lower FID than Adam", "104.6 vs 238.3 (ELU, no TTUR)", factors["optimizer"], "adam", "adas",
          mk.FID, -1),
-        ("ELU gives lower FID than ReLU/LeakyReLU (AdaS, no TTUR)", "104.6 vs 111.9", factors["activation"], "relu",
+        ("ELU gives lower FID than ReLU/LeakyReLU", "104.6 vs 111.9 (AdaS, no TTUR)", factors["activation"], "relu",
          "elu", mk.FID, -1),
-        ("TTUR lowers FID (AdaS, ELU)", "100.6 vs 104.6", factors["ttur"], False, True, mk.FID, -1),
+        ("TTUR lowers FID", "100.6 vs 104.6 (AdaS, ELU)", factors["ttur"], False, True, mk.FID, -1),
     )
     for claim, paper_text, col, lev_a, lev_b, metric, sign in claims:
         rows.append(_factor_row(t, claim, paper_text, col, lev_a, lev_b, metric, sign, pair_on, n))
@@ -171,10 +178,10 @@ def _factor_row(t: pd.DataFrame, claim: str, paper: str, col: str, a_level, b_le
     res = paired_difference(t, col, a_level, b_level, metric, pair_on=pair_on, n_resamples=n)
     if not res["n_pairs"]:
         return row(claim, paper, "n/a", ("not comparable", f"no matched configurations at {col} = {a_level}/{b_level}"))
-    ours = (f"{C.label(metric)} {res['mean_b']:.3g} vs {res['mean_a']:.3g}; difference "
+    ours = (f"{C.label(metric)} {res['mean_b']:.3g} vs {res['mean_a']:.3g} (all matched configurations); difference "
             f"{fmt(res['diff'], res['ci_low'], res['ci_high'])} over {res['n_pairs']} matched configuration "
             f"pairs, p = {res['p']:.3g}")
-    return row(claim, paper, ours, verdict(res["ci_low"], res["ci_high"], sign))
+    return row(claim, paper, ours, verdict(res["ci_low"], res["ci_high"], sign, p=res["p"]))
 
 
 def _weaker(lo: float, hi: float, target: float) -> tuple[str, str]:

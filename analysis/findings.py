@@ -200,14 +200,14 @@ def _table1(table: pd.DataFrame) -> list[str]:
 
 
 def _corr_line(name: str, res, q: float) -> str:
-    v, _ = verdict(res.ci_low, res.ci_high, -1)
+    v, _ = verdict(res.ci_low, res.ci_high, -1, p=res.p_perm)
     return (f"| {name} | {res.n_configs} | {fmt(res.r, res.ci_low, res.ci_high, 3)} | {res.p_perm:.4f} | "
             f"{q:.4f} | {v} |")
 
 
 def _primary(tests: list[dict], finished: pd.DataFrame) -> list[str]:
     p = tests[0]["res"]
-    v, why = verdict(p.ci_low, p.ci_high, -1)
+    v, why = verdict(p.ci_low, p.ci_high, -1, p=p.p_perm)
     lines = ["## The primary test: FID vs D-loss mean", "",
              "Declared before the study: Pearson r between FID and D-loss mean over configurations (seeds "
              "averaged), within the loss type (BCE, the only one here), finished runs. Seed 002 claims r < 0 "
@@ -280,7 +280,7 @@ def _surprises(trials, finished, table, tests, effects) -> list[str]:
     opt = tests[1]["res"]
     won = next(t for t in tests if "D won throughout" in t["name"])
     w = won["res"]
-    rests = verdict(w.ci_low, w.ci_high, -1)[0] != "reproduced"
+    rests = verdict(w.ci_low, w.ci_high, -1, p=w.p_perm)[0] != "reproduced"
     lines = ["## What surprised us, and what this study cannot settle", "",
              f"- Runs whose D wins from the start and never lets go (T0 censored; seed 002's failed run was Adam + "
              f"ELU, FID 238): {len(won_runs)} of {len(finished)} finished runs here ({where}). "
