@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis import columns as C
 from analysis import reference as ref
-from analysis.comparison import fmt, verdict
+from analysis.comparison import fmt, trial_mean, verdict
 from analysis.groups import at_level
 from analysis.load import load_studies
 from analysis.multiplicity import bh_qvalues
@@ -260,14 +260,43 @@ def _lvl(v) -> str:
     return {True: "on", False: "off"}.get(v, str(v)) if isinstance(v, bool) else str(v)
 
 
+DOWNSTREAM_STUDIES = ("acgan_tstr_cpu", "minority_augmentation_cpu")
+
+
 def _downstream(results: Path) -> list[str]:
+    """TSTR vs TRTR on the real test split and the minority-augmentation gain, with CIs over configurations."""
     lines = ["## Are the synthetic images useful? (seeds 000 and 001)", ""]
-    done = [s for s in ("acgan_tstr_cpu", "minority_augmentation_cpu") if (results / s / "trials.parquet").is_file()]
-    if not done:
-        return lines + ["Not run yet: the CPU-scale TSTR (`gan-study reproduce acgan_tstr --scale cpu`) and "
-                        "minority-augmentation (`gan-study reproduce minority_augmentation --scale cpu`) studies "
-                        "have no committed results at this stop, so this document makes no claim about usefulness.", ""]
-    return lines + [f"Results committed for: {', '.join(done)}.", ""]
+    done = [s for s in DOWNSTREAM_STUDIES if (results / s / "trials.parquet").is_file()]
+    missing = [s for s in DOWNSTREAM_STUDIES if s not in done]
+    rows = []
+    for study in done:
+        trials = load_studies([results / study]).analysed()
+        for label, col in _downstream_groups(study, trials):
+            sub = trials if col is None else trials.loc[trials[col[0]] == col[1]]
+            for metric, text in ((C.TSTR_ACCURACY, "TSTR accuracy"), (mk.AUGMENT_GAIN, "augmentation gain"),
+                                 (C.AUGMENT_ACCURACY, "augmented accuracy"), (C.TRTR_ACCURACY, "TRTR accuracy")):
+                if metric in sub.columns and sub[metric].notna().any():
+                    m, lo, hi = trial_mean(sub, metric, N_RESAMPLES, SEED)
+                    rows.append(f"| {study} | {label} | {text} | {fmt(m, lo, hi)} | {int(sub[metric].notna().sum())} |")
+    if rows:
+        lines += ["Means over finished trials with 95% CIs that resample whole configurations; classifiers tested on "
+                  "the real 624-image test split (always answering 'pneumonia' scores 0.625). Seed 000: TSTR "
+                  "accuracy 0.85 (VGG-16, 30,000 synthetic images, 64 px); seed 001: 71.31% -> 74.68% (+3.37 "
+                  "points) with 2,000 synthetic NORMAL images. Exploratory.", "",
+                  "| study | setting | metric | mean [95% CI] | trials |", "|---|---|---|---|---|", *rows, ""]
+    if missing:
+        lines += [f"Not run yet: {', '.join(missing)} (`gan-study reproduce "
+                  f"{' / '.join(s.removesuffix('_cpu') for s in missing)} --scale cpu`): no committed results at "
+                  "this stop, so this document makes no claim about them.", ""]
+    return lines
+
+
+def _downstream_groups(study: str, trials: pd.DataFrame) -> list[tuple[str, tuple | None]]:
+    """The settings a downstream study compares: adversarial loss (seed 000), images added (seed 001)."""
+    col = C.cfg("loss") if study.startswith("acgan") else C.cfg("augment_samples")
+    if col not in trials.columns:
+        return [("all", None)]
+    return [(f"{col.removeprefix(C.CONFIG_PREFIX)}={v}", (col, v)) for v in sorted(trials[col].dropna().unique())]
 
 
 def _surprises(trials, finished, table, tests, effects) -> list[str]:

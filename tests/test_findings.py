@@ -21,3 +21,17 @@ def test_the_committed_reference_study_is_complete_and_compact():
     evaluated = history.dropna(subset=[K.FID]).groupby("trial_id").size()
     assert (evaluated >= 4).all()  # 3 evaluations during training and one at the end
     assert sum(p.stat().st_size for p in RESULTS.rglob("*") if p.is_file()) < 5 * 2**20
+
+
+def test_downstream_section_reports_tstr_trtr_and_gain_with_intervals(tmp_path):
+    """The seeds 000/001 section from committed downstream studies (fabricated here: none is committed yet)."""
+    from fixtures_analysis import make_study
+
+    from analysis.findings import _downstream
+
+    make_study(tmp_path, "acgan_tstr_cpu", losses=("bce", "hinge"), extra_trials=False, with_memory=False)
+    text = "\n".join(_downstream(tmp_path))
+    for setting in ("loss=bce", "loss=hinge"):
+        assert f"| acgan_tstr_cpu | {setting} | TSTR accuracy | " in text
+        assert f"| acgan_tstr_cpu | {setting} | TRTR accuracy | " in text
+    assert "Not run yet: minority_augmentation_cpu" in text and "Not run yet: acgan_tstr_cpu" not in text
