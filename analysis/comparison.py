@@ -54,12 +54,20 @@ def row(claim: str, paper: str, ours: str, verdict_why: tuple[str, str]) -> str:
 
 
 def trial_mean(trials: pd.DataFrame, column: str, n_resamples: int, seed: int = 0) -> tuple[float, float, float]:
-    """Mean over trials with a CI that resamples whole configurations."""
+    """Mean over trials with a CI that resamples whole configurations (a t-interval over seeds for one)."""
     sub = trials.loc[trials[column].notna()] if column in trials.columns else trials.iloc[:0]
     if sub.empty:
         return math.nan, math.nan, math.nan
-    return bootstrap_mean(sub[column].to_numpy(float), clusters=configuration_codes(sub), n_resamples=n_resamples,
-                          seed=seed)
+    codes = configuration_codes(sub)
+    v = sub[column].to_numpy(float)
+    if len(set(codes)) == 1 and len(v) > 1:
+        # One configuration: its seeds are the replicates of the claim being judged (a Student-t interval:
+        # a bootstrap of 3 values is meaningless).
+        from scipy import stats
+
+        half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+        return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+    return bootstrap_mean(v, clusters=codes, n_resamples=n_resamples, seed=seed)
 
 
 def _measured_with(trials: pd.DataFrame) -> str:
@@ -186,7 +194,7 @@ def _factor_row(t: pd.DataFrame, claim: str, paper: str, col: str, a_level, b_le
 
 def _weaker(lo: float, hi: float, target: float) -> tuple[str, str]:
     v, why = verdict(lo, hi, +1, null=target)
-    if v == "reproduced":
+    if v in ("reproduced", "not comparable"):
         return v, why
     return "not comparable", (f"cpu scale is a weaker setting (small CNN, fewer synthetic images, 32 px); "
                               f"our CI {'is below' if v == 'contradicted' else 'includes'} {target}")

@@ -279,7 +279,8 @@ def _downstream(results: Path) -> list[str]:
                     m, lo, hi = trial_mean(sub, metric, N_RESAMPLES, SEED)
                     rows.append(f"| {study} | {label} | {text} | {fmt(m, lo, hi)} | {int(sub[metric].notna().sum())} |")
     if rows:
-        lines += ["Means over finished trials with 95% CIs that resample whole configurations; classifiers tested on "
+        lines += ["Means over finished trials with 95% CIs that resample whole configurations (a setting with one "
+                  "configuration: a Student-t interval over its seeds); classifiers tested on "
                   "the real 624-image test split (always answering 'pneumonia' scores 0.625). Seed 000: TSTR "
                   "accuracy 0.85 (VGG-16, 30,000 synthetic images, 64 px); seed 001: 71.31% -> 74.68% (+3.37 "
                   "points) with 2,000 synthetic NORMAL images. Exploratory.", "",
