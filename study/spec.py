@@ -180,10 +180,9 @@ def read_spec(study_dir: str | Path) -> StudySpec:
         raise UserError(f"{path.parent} is not a study directory (no {STUDY_FILE}); start one with gan-study run")
     data = json.loads(path.read_text())
     known = {f.name for f in dataclasses.fields(StudySpec)}
-    spec = StudySpec(**{k: v for k, v in data.items() if k in known})
-    # The directory may have been moved or copied since: trust where it is now.
-    spec.study_dir = str(path.parent.resolve())
-    return spec
+    # The directory may have been moved or copied since (exported results drop it): trust where it is now.
+    data["study_dir"] = str(path.parent.resolve())
+    return StudySpec(**{k: v for k, v in data.items() if k in known})
 
 
 def _check_trackers(spec: StudySpec) -> None:

@@ -35,3 +35,30 @@ def test_downstream_section_reports_tstr_trtr_and_gain_with_intervals(tmp_path):
         assert f"| acgan_tstr_cpu | {setting} | TSTR accuracy | " in text
         assert f"| acgan_tstr_cpu | {setting} | TRTR accuracy | " in text
     assert "Not run yet: minority_augmentation_cpu" in text and "Not run yet: acgan_tstr_cpu" not in text
+
+
+def test_committed_results_hold_no_machine_specific_paths():
+    for spec in RESULTS.glob("*/study.json"):
+        text = spec.read_text()
+        assert '"/' not in text and "study_dir" not in text, spec
+
+
+def test_export_makes_study_json_portable(tmp_path):
+    import json
+
+    from study.export_results import export_results
+
+    repo = tmp_path / "repo"
+    src = tmp_path / "runs" / "s"
+    src.mkdir(parents=True)
+    for name in ("trials.parquet", "history.parquet"):
+        (src / name).write_bytes(b"x")
+    data = str(tmp_path / "shared" / "data" / "p.npz")
+    (src / "study.json").write_text(json.dumps({"study_dir": str(src), "experiment_path": str(src / "ray"),
+                                                "overrides": {"data": data}, "space": "belmekki2022_cpu",
+                                                "fixed": ["/etc/elsewhere"]}))
+    out = export_results(src, tmp_path / "out", root=repo)
+    spec = json.loads((out / "study.json").read_text())
+    assert spec == {"overrides": {"data": "../shared/data/p.npz"}, "space": "belmekki2022_cpu",
+                    "fixed": ["/etc/elsewhere"]}  # paths outside the checkout's parent stay as they are
+    assert (out / "trials.parquet").read_bytes() == b"x"

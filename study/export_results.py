@@ -1,0 +1,55 @@
+"""Export a finished study's compact results for committing: `python3 -m study.export_results STUDY_DIR DEST`.
+
+Copies trials.parquet, history.parquet and study.json (kilobytes, not the checkpoints or Ray state) and
+makes study.json portable: the driver-local `study_dir` and `experiment_path` are dropped (read_spec
+derives the directory from where the file is) and absolute paths beside the checkout, such as the data
+file under ../shared, become paths relative to the repository root.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from study.layout import HISTORY_FILE, STUDY_FILE, TRIALS_FILE
+from trainers.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+MACHINE_LOCAL = ("study_dir", "experiment_path")
+
+
+def portable(value: Any, root: Path = REPO) -> Any:
+    """`value` with absolute paths under root's parent rewritten relative to root (recursively)."""
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and os.path.isabs(value) and Path(value).is_relative_to(root.parent):
+        return os.path.relpath(value, root)
+    return value
+
+
+def export_results(study_dir: str | Path, dest: str | Path, root: Path = REPO) -> Path:
+    """Copy the study's compact files into dest with a portable study.json; returns dest."""
+    src, dest = Path(study_dir), Path(dest)
+    missing = [n for n in (TRIALS_FILE, HISTORY_FILE, STUDY_FILE) if not (src / n).is_file()]
+    if missing:
+        raise UserError(f"{src} lacks {', '.join(missing)}: not a study directory with results")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (TRIALS_FILE, HISTORY_FILE):
+        shutil.copyfile(src / name, dest / name)
+    spec = {k: v for k, v in json.loads((src / STUDY_FILE).read_text()).items() if k not in MACHINE_LOCAL}
+    (dest / STUDY_FILE).write_text(json.dumps(portable(spec, root), indent=2, sort_keys=True) + "\n")
+    return dest
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python3 -m study.export_results STUDY_DIR DEST")
+    try:
+        print(f"exported to {export_results(sys.argv[1], sys.argv[2])}")
+    except UserError as exc:
+        sys.exit(f"export_results: error: {exc}")
