@@ -75,11 +75,27 @@ def evaluations(cfg: TrialConfig, device_type: str) -> int:
     return n + int(cfg.eval_at_end and (not cadence or reports % cadence != 0))
 
 
+def _per_structure(count: Any) -> Any:
+    """`count(cfg)` memoised over configs that differ only in seed, name or training length."""
+    seen: dict[tuple, float] = {}
+
+    def cached(cfg: TrialConfig) -> float:
+        key = tuple(sorted((k, repr(v)) for k, v in cfg.to_dict().items()
+                           if k not in ("seed", "name", "iterations", "report_every", "data")))
+        if key not in seen:
+            seen[key] = count(cfg)
+        return seen[key]
+
+    return cached
+
+
 def estimate_cost(configs: list[TrialConfig], device_type: str = "cuda") -> dict[str, Any]:
     """Totals over a study's trial configs: images, TFLOP of training and evaluation, and hours."""
-    train = sum(step_flops(c) * c.iterations for c in configs)
+    # Seeds (and other keys that change no shape) repeat a configuration: count each structure once.
+    step, sample = _per_structure(step_flops), _per_structure(sample_flops)
+    train = sum(step(c) * c.iterations for c in configs)
     n_eval = [evaluations(c, device_type) for c in configs]
-    evals = sum(n * c.eval_samples * sample_flops(c) for n, c in zip(n_eval, configs))
+    evals = sum(n * c.eval_samples * sample(c) for n, c in zip(n_eval, configs))
     total = train + evals
     return {
         "images": sum(c.iterations * c.batch_size * c.d_steps for c in configs),
