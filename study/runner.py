@@ -20,6 +20,7 @@ from search_spaces.space import MAX_CHECKED_COMBINATIONS, SearchSpace
 from study.algorithms import build_scheduler, build_search, pbt_space
 from study.live import LiveOptions, live_dashboard
 from study.progress import ProgressPrinter
+from study.ray_fixes import tolerate_pruned_checkpoints
 from study.results_store import ResultsStore
 from study.spec import StudySpec, check_spec, is_remote
 from study.tables import TERMINAL, load_tables
@@ -109,6 +110,7 @@ def build_tuner(spec: StudySpec, *, progress: bool = True) -> Any:
 
     # A snapshot of the experiment state per checkpoint is what we want (resume loses little): no warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    tolerate_pruned_checkpoints()
 
     space, extra = prepared_space(spec)
     search_alg, param_space = build_search(space, spec.search, max_concurrent=spec.max_concurrent,
@@ -198,6 +200,7 @@ def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None 
     with _live(spec, live):
         warm_data_cache(space)
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        tolerate_pruned_checkpoints()  # a killed driver's restored state may list checkpoints it pruned
         tuner = tune.Tuner.restore(path, trainable=build_trainable(spec, space), resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
         # The restored run config carries the callbacks pickled at launch; point them at STUDY_DIR as it is now.

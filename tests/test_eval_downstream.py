@@ -69,6 +69,33 @@ def test_tstr_and_augmentation_run_end_to_end_in_a_real_data_trial(pneumoniamnis
     assert "| NORMAL |" in table and "| accuracy |" in table
 
 
+def test_fits_are_paired_by_seed_and_repeats_are_averaged(monkeypatch):
+    """Fed TRTR's own data, a protocol must give TRTR's numbers exactly (same initial weights and batches
+    whatever the caller's RNG did before: the augmentation gain is the data's effect, not the init's), and
+    classifier_repeats fits are averaged."""
+    from trainers.data import load_split
+
+    cfg = TrialConfig.from_dict(dict(name="paired", data="phantom", data_limit=96, resolution=32,
+                                     classifier="small_cnn", classifier_epochs=2, classifier_patience=2, seed=3,
+                                     classifier_repeats=2))
+    train_set, val, test = (load_split("phantom", s, 32, limit=96 if s == "train" else None, seed=3)
+                            for s in ("train", "val", "test"))
+    x, y = train_set.to_tensor(), torch.as_tensor(train_set.labels)
+    args = (x, y, val.to_tensor(), torch.as_tensor(val.labels), test, train_set.class_names, "cpu")
+    torch.manual_seed(1)
+    first = protocols.fit_and_report(cfg, *args)
+    torch.manual_seed(2)
+    state = torch.get_rng_state()
+    second = protocols.fit_and_report(cfg, *args)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is left as it was
+    assert first == second and first[K.FITS] == 2 and math.isfinite(first[K.ACCURACY_FIT_SD])
+
+    one = cfg.replace(classifier_repeats=1)
+    fits = [protocols.fit_and_report(one.replace(seed=s), *args)[K.ACCURACY] for s in protocols.classifier_seeds(cfg)]
+    assert first[K.ACCURACY] == pytest.approx(np.mean(fits))
+    assert first[K.ACCURACY_FIT_SD] == pytest.approx(np.std(fits, ddof=1))
+
+
 def test_labels_follow_the_real_class_ratio():
     labels = protocols._labels_in_ratio(np.array([1341, 3875]), 1000)
     assert len(labels) == 1000 and int((labels == 0).sum()) == 257  # 1341/5216 * 1000 = 257.1

@@ -124,6 +124,9 @@ class TrialConfig:
     augment_samples: int = 2000  # synthetic minority-class images added (seed 001)
     classifier_epochs: int = 8
     classifier_patience: int = 2  # early stopping (seed 000)
+    # Fits per downstream measurement, averaged (classifier seeds seed, seed+1000, ...): one fit's test
+    # accuracy moves by several points with its initial weights alone.
+    classifier_repeats: int = 1
 
     # --- device
     device: str = "auto"  # auto = cuda when present
@@ -157,6 +160,7 @@ class TrialConfig:
         _range("g_features", self.g_features, 16, 512)
         _range("d_features", self.d_features, 16, 512)
         _range("latent_dim", self.latent_dim, 1, 4096)
+        _range("classifier_repeats", self.classifier_repeats, 1, 100)
         _range("num_classes", self.num_classes, 2, 100)
         _range("batch_size", self.batch_size, 1, 65536)
         _range("iterations", self.iterations, 1, 10**9)

@@ -71,7 +71,9 @@ ACCURACY = "accuracy"
 BALANCED_ACCURACY = "balanced_accuracy"
 ROC_AUC = "roc_auc"
 TEST_SPLIT = "test_split"  # + prefix: fingerprint of the real split the classifier was tested on
-AUGMENT_GAIN = "augment_gain"  # augmented accuracy minus real-only accuracy
+AUGMENT_GAIN = "augment_gain"  # augmented accuracy minus real-only accuracy (fit by fit, same seeds)
+FITS = "fits"  # + prefix: classifier fits averaged (classifier_repeats)
+ACCURACY_FIT_SD = "accuracy_fit_sd"  # + prefix: standard deviation of accuracy over those fits (from two fits on)
 
 # The metric a study optimises by default, and its direction.
 DEFAULT_METRIC = FID

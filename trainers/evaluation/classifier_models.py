@@ -49,6 +49,15 @@ def build_classifier(name: str, resolution: int, num_classes: int = 2) -> nn.Mod
     raise ValueError(f"unknown classifier {name!r}; allowed: {', '.join(CLASSIFIERS)}")
 
 
+def seeded_classifier(name: str, resolution: int, num_classes: int, seed: int) -> nn.Module:
+    """The classifier with initial weights drawn from `seed` alone, not from the caller's RNG state: a
+    trial's TRTR, TSTR and augment fits with one seed start from the same weights, so their difference is
+    the training data's, and a cached baseline does not depend on which trial computed it first."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_classifier(name, resolution, num_classes)
+
+
 def _shift(x: torch.Tensor, g: torch.Generator, pixels: int) -> torch.Tensor:
     """Random translation by up to `pixels` (no flips: chest X-rays are not left-right symmetric)."""
     if pixels == 0:
@@ -67,8 +76,17 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     and so the evaluation-mode model, far from trained.
     """
     device = torch.device(device)
+    # Dropout draws from the global RNG: seed it for this fit, and give the caller its own state back.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return _fit(model, train_x, train_y, val_x, val_y, epochs=epochs, patience=patience, seed=seed,
+                    device=device, lr=lr, batch_size=batch_size)
+
+
+def _fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
+         *, epochs: int, patience: int, seed: int, device: torch.device, lr: float, batch_size: int
+         ) -> tuple[nn.Module, int]:
     batch_size = batch_size or int(min(128, max(16, len(train_y) // MIN_STEPS_PER_EPOCH)))
-    torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)

@@ -25,7 +25,7 @@ from trainers import metric_keys as K
 from trainers.atomic import atomic_path, build_lock
 from trainers.config import TrialConfig
 from trainers.errors import ConfigError
-from trainers.evaluation.classifier_models import build_classifier, classification_report, fit_classifier
+from trainers.evaluation.classifier_models import classification_report, fit_classifier, seeded_classifier
 from trainers.evaluation.sampling import sample_images
 
 DOWNSTREAM_ERROR = "downstream_error"
@@ -119,8 +119,10 @@ def trtr_baseline(cfg: TrialConfig, train: Any, val: Any, test: Any, device: tor
     from trainers.data import default_cache_dir
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    key = hashlib.sha1(f"{train.fingerprint}|{val.fingerprint}|{test.fingerprint}|{cfg.classifier}|"
-                       f"{cfg.classifier_epochs}|{cfg.classifier_patience}|{cfg.seed}".encode()).hexdigest()[:16]
+    # v2: seeded initial weights and classifier_repeats (baselines cached before are not comparable)
+    key = hashlib.sha1(f"v2|{train.fingerprint}|{val.fingerprint}|{test.fingerprint}|{cfg.classifier}|"
+                       f"{cfg.classifier_epochs}|{cfg.classifier_patience}|{cfg.seed}|{cfg.classifier_repeats}"
+                       .encode()).hexdigest()[:16]
     path = cache / "downstream" / f"trtr-{cfg.classifier}-{cfg.resolution}px-{key}.json"
     with build_lock(path):
         if path.is_file():
@@ -130,12 +132,8 @@ def trtr_baseline(cfg: TrialConfig, train: Any, val: Any, test: Any, device: tor
 
 def _train_trtr(cfg: TrialConfig, train: Any, val: Any, test: Any, device: torch.device | str,
                 path: Path) -> dict[str, float]:
-    model, _ = fit_classifier(build_classifier(cfg.classifier, cfg.resolution, len(train.class_names)),
-                              train.to_tensor(), torch.as_tensor(train.labels), val.to_tensor(),
-                              torch.as_tensor(val.labels), epochs=cfg.classifier_epochs,
-                              patience=cfg.classifier_patience, seed=cfg.seed, device=device)
-    report = {**classification_report(model, test.to_tensor(), test.labels, train.class_names, device),
-              K.TEST_SPLIT: test.fingerprint}
+    report = fit_and_report(cfg, train.to_tensor(), torch.as_tensor(train.labels), val.to_tensor(),
+                            torch.as_tensor(val.labels), test, train.class_names, device)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(report, indent=1))
     return report
@@ -147,11 +145,32 @@ def _protocol(prefix: str, cfg: TrialConfig, x: torch.Tensor, y: torch.Tensor, v
     if not (torch.isfinite(x).all() and torch.isfinite(val_x).all()):
         return {prefix + K.ACCURACY: math.nan, prefix + K.BALANCED_ACCURACY: math.nan, prefix + K.ROC_AUC: math.nan,
                 DOWNSTREAM_ERROR: f"{prefix.rstrip('_')}: generator produced non-finite images"}
-    model, _ = fit_classifier(build_classifier(cfg.classifier, cfg.resolution, len(names)), x, torch.as_tensor(y),
-                              val_x, torch.as_tensor(val_y), epochs=cfg.classifier_epochs,
-                              patience=cfg.classifier_patience, seed=cfg.seed, device=device)
-    report = classification_report(model, test.to_tensor(), test.labels, names, device)
-    return {prefix + k: v for k, v in {**report, K.TEST_SPLIT: test.fingerprint}.items()}
+    report = fit_and_report(cfg, x, torch.as_tensor(y), val_x, torch.as_tensor(val_y), test, names, device)
+    return {prefix + k: v for k, v in report.items()}
+
+
+def classifier_seeds(cfg: TrialConfig) -> list[int]:
+    """One seed per fit; TRTR and a trial's protocols use the same ones, so fit k of each is paired."""
+    return [cfg.seed + 1000 * k for k in range(cfg.classifier_repeats)]
+
+
+def fit_and_report(cfg: TrialConfig, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
+                   test: Any, names: tuple[str, ...], device: torch.device | str) -> dict[str, Any]:
+    """classifier_repeats fits (seeded weights and batches), each tested on the real `test` split; every
+    metric averaged over the fits, plus the number of fits and (from two fits) the spread of their accuracies."""
+    reports = []
+    for seed in classifier_seeds(cfg):
+        model, _ = fit_classifier(seeded_classifier(cfg.classifier, cfg.resolution, len(names), seed), x, y,
+                                  val_x, val_y, epochs=cfg.classifier_epochs, patience=cfg.classifier_patience,
+                                  seed=seed, device=device)
+        reports.append(classification_report(model, test.to_tensor(), test.labels, names, device))
+    accuracies = [r[K.ACCURACY] for r in reports]
+    out: dict[str, Any] = {k: float(np.mean([r[k] for r in reports])) for k in reports[0]}
+    out[K.FITS] = float(len(reports))
+    if len(reports) > 1:
+        out[K.ACCURACY_FIT_SD] = float(np.std(accuracies, ddof=1))
+    out[K.TEST_SPLIT] = test.fingerprint
+    return out
 
 
 def _labels_in_ratio(counts: np.ndarray, n: int) -> torch.Tensor:
