@@ -1,15 +1,15 @@
 """Export a finished study's compact results for committing: `python3 -m study.export_results STUDY_DIR DEST`.
 
 Copies trials.parquet, history.parquet and study.json (kilobytes, not the checkpoints or Ray state) and
-makes study.json portable: the driver-local `study_dir` and `experiment_path` are dropped (read_spec
-derives the directory from where the file is) and absolute paths beside the checkout, such as the data
-file under ../shared, become paths relative to the repository root.
+makes them portable: the driver-local `study_dir` and `experiment_path` are dropped from study.json
+(read_spec derives the directory from where the file is) and absolute paths beside the checkout, such as
+the data file under ../shared (study.json's data and the tables' `config/data`), become paths relative to
+the repository root.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,17 @@ def portable(value: Any, root: Path = REPO) -> Any:
     return value
 
 
+def portable_table(src: Path, dest: Path, root: Path = REPO) -> None:
+    """Copy a Parquet table with `portable` applied to every string column."""
+    import pandas as pd
+
+    df = pd.read_parquet(src)
+    for col in df.columns:
+        if pd.api.types.is_string_dtype(df[col]) or df[col].dtype == object:
+            df[col] = df[col].map(lambda v: portable(v, root)).astype(df[col].dtype)
+    df.to_parquet(dest, index=False)
+
+
 def export_results(study_dir: str | Path, dest: str | Path, root: Path = REPO) -> Path:
     """Copy the study's compact files into dest with a portable study.json; returns dest."""
     src, dest = Path(study_dir), Path(dest)
@@ -40,7 +51,7 @@ def export_results(study_dir: str | Path, dest: str | Path, root: Path = REPO) -
         raise UserError(f"{src} lacks {', '.join(missing)}: not a study directory with results")
     dest.mkdir(parents=True, exist_ok=True)
     for name in (TRIALS_FILE, HISTORY_FILE):
-        shutil.copyfile(src / name, dest / name)
+        portable_table(src / name, dest / name, root)
     spec = {k: v for k, v in json.loads((src / STUDY_FILE).read_text()).items() if k not in MACHINE_LOCAL}
     (dest / STUDY_FILE).write_text(json.dumps(portable(spec, root), indent=2, sort_keys=True) + "\n")
     return dest

@@ -41,6 +41,11 @@ def test_committed_results_hold_no_machine_specific_paths():
     for spec in RESULTS.glob("*/study.json"):
         text = spec.read_text()
         assert '"/' not in text and "study_dir" not in text, spec
+    for table in RESULTS.glob("*/*.parquet"):
+        df = pd.read_parquet(table)
+        for col in df.columns:
+            if pd.api.types.is_string_dtype(df[col]) or df[col].dtype == object:
+                assert not df[col].dropna().astype(str).str.startswith("/").any(), (table, col)
 
 
 def test_export_makes_study_json_portable(tmp_path):
@@ -52,7 +57,8 @@ def test_export_makes_study_json_portable(tmp_path):
     src = tmp_path / "runs" / "s"
     src.mkdir(parents=True)
     for name in ("trials.parquet", "history.parquet"):
-        (src / name).write_bytes(b"x")
+        pd.DataFrame({"trial_id": ["a"], "config/data": [str(tmp_path / "shared" / "data" / "p.npz")],
+                      "config/lr_g": [2e-4]}).to_parquet(src / name)
     data = str(tmp_path / "shared" / "data" / "p.npz")
     (src / "study.json").write_text(json.dumps({"study_dir": str(src), "experiment_path": str(src / "ray"),
                                                 "overrides": {"data": data}, "space": "belmekki2022_cpu",
@@ -61,4 +67,5 @@ def test_export_makes_study_json_portable(tmp_path):
     spec = json.loads((out / "study.json").read_text())
     assert spec == {"overrides": {"data": "../shared/data/p.npz"}, "space": "belmekki2022_cpu",
                     "fixed": ["/etc/elsewhere"]}  # paths outside the checkout's parent stay as they are
-    assert (out / "trials.parquet").read_bytes() == b"x"
+    table = pd.read_parquet(out / "trials.parquet")
+    assert table["config/data"].tolist() == ["../shared/data/p.npz"] and table["config/lr_g"].tolist() == [2e-4]
