@@ -268,9 +268,10 @@ def _downstream(results: Path) -> list[str]:
     lines = ["## Are the synthetic images useful? (seeds 000 and 001)", ""]
     done = [s for s in DOWNSTREAM_STUDIES if (results / s / "trials.parquet").is_file()]
     missing = [s for s in DOWNSTREAM_STUDIES if s not in done]
-    rows = []
+    rows, noise = [], []
     for study in done:
         trials = load_studies([results / study]).analysed()
+        noise.append(_fit_noise(study, trials))
         for label, col in _downstream_groups(study, trials):
             sub = trials if col is None else trials.loc[trials[col[0]] == col[1]]
             for metric, text in ((C.TSTR_ACCURACY, "TSTR accuracy"), (mk.AUGMENT_GAIN, "augmentation gain"),
@@ -284,12 +285,29 @@ def _downstream(results: Path) -> list[str]:
                   "the real 624-image test split (always answering 'pneumonia' scores 0.625). Seed 000: TSTR "
                   "accuracy 0.85 (VGG-16, 30,000 synthetic images, 64 px); seed 001: 71.31% -> 74.68% (+3.37 "
                   "points) with 2,000 synthetic NORMAL images. Exploratory.", "",
-                  "| study | setting | metric | mean [95% CI] | trials |", "|---|---|---|---|---|", *rows, ""]
+                  "| study | setting | metric | mean [95% CI] | trials |", "|---|---|---|---|---|", *rows, "",
+                  *noise, ""]
     if missing:
         lines += [f"Not run yet: {', '.join(missing)} (`gan-study reproduce "
                   f"{' / '.join(s.removesuffix('_cpu') for s in missing)} --scale cpu`): no committed results at "
                   "this stop, so this document makes no claim about them.", ""]
     return lines
+
+
+def _fit_noise(study: str, trials: pd.DataFrame) -> str:
+    """How many classifier fits each accuracy averages, and how much one fit's accuracy moves by its seed."""
+    fits = trials.get(mk.TRTR_PREFIX + mk.FITS)
+    if fits is None or fits.isna().all():
+        return (f"- {study}: one classifier fit per measurement, its initial weights drawn from the trial's RNG "
+                "state (results from before seeded, paired fits): part of each difference is the fit's luck.")
+    parts = []
+    for prefix, name in ((mk.TSTR_PREFIX, "TSTR"), (mk.AUGMENT_PREFIX, "augmented"), (mk.TRTR_PREFIX, "TRTR")):
+        sd = trials.get(prefix + mk.ACCURACY_FIT_SD)
+        if sd is not None and sd.notna().any():
+            parts.append(f"{name} {sd.mean():.3f}")
+    return (f"- {study}: each accuracy is the mean of {int(fits.max())} classifier fits whose seeds pair them with "
+            f"TRTR's; the standard deviation of one fit's accuracy across those seeds, averaged over trials: "
+            f"{', '.join(parts)}.")
 
 
 def _downstream_groups(study: str, trials: pd.DataFrame) -> list[tuple[str, tuple | None]]:
