@@ -214,7 +214,7 @@ def compare(paper: str, a, *, scale: str, n_resamples: int = 2000) -> str:
     lines = [f"# Seed {SEEDS[paper]} ({paper}) reproduced at {scale} scale", "",
              f"Study: {', '.join(a.data.names)}; trials: {counts}; analysed: {len(t)} finished trials in "
              f"{t.groupby(_config_cols(t), dropna=False).ngroups if len(t) else 0} configurations.",
-             f"FID measured with: {_measured_with(t)}." if len(t) else "", ""]
+             f"FID measured with: {_measured_with(t)}." if len(t) else "", _cost(a.data), ""]
     if scale == "smoke":
         lines += ["**Smoke scale: procedural phantom images at toy size. A pipeline check, not evidence.**", ""]
     lines += ["Verdicts: reproduced / contradicted (95% CI excludes the null on the paper's / the other side), "
@@ -231,6 +231,19 @@ def compare(paper: str, a, *, scale: str, n_resamples: int = 2000) -> str:
     if a.notes:
         lines += ["", "Notes:", *[f"- {note}" for note in a.notes]]
     return "\n".join(lines) + "\n"
+
+
+def _cost(data) -> str:
+    """Wall time (first to last report the driver received; pauses between sessions included) and the
+    trials' own time, so a reader knows what reproducing this costs."""
+    h, t = data.history, data.trials
+    parts = []
+    if C.TIMESTAMP in h.columns and h[C.TIMESTAMP].notna().any():
+        parts.append(f"wall time {(h[C.TIMESTAMP].max() - h[C.TIMESTAMP].min()) / 3600:.2f} h from the first report "
+                     "to the last")
+    if mk.WALL_S in t.columns and t[mk.WALL_S].notna().any():
+        parts.append(f"trial time {t[mk.WALL_S].sum() / 3600:.2f} h summed over trials")
+    return f"Cost: {'; '.join(parts)}." if parts else ""
 
 
 def _config_cols(t: pd.DataFrame) -> list[str]:
