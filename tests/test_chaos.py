@@ -187,6 +187,7 @@ def canonical(df: pd.DataFrame, keys: list[str], ids: dict[str, str]) -> pd.Data
     """The table sorted by configuration, timing columns dropped, trial ids (random per run) renamed by
     configuration everywhere they appear (ids and paths)."""
     df = df.drop(columns=[c for c in df.columns if c in CHAOS_FREE])
+
     def rename(value: object) -> object:
         if isinstance(value, str):
             for tid, name in ids.items():
