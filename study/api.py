@@ -245,9 +245,11 @@ def run_study(space: str | Path, *, out: str | Path, data: str | Path | None = N
 
 def resume_study(dir: str | Path, *, address: str | None = None, progress: bool = True, live: bool = False,
                  host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 live_every_s: float = DEFAULT_EVERY_S) -> Study:
+                 live_every_s: float = DEFAULT_EVERY_S, retry_errored: bool = False) -> Study:
     """Finish an interrupted study (`gan-study resume DIR`): unfinished trials continue from their
-    checkpoints; finished, diverged, stopped and errored ones are kept. A finished study stays as it is.
+    checkpoints; finished, diverged, stopped and errored ones are kept (errored ones continue from their
+    last checkpoint with `retry_errored`, e.g. after more spot reclaims than --max-failures). A finished
+    study stays as it is.
     The study's trackers (`log_to` at launch) go on logging; `live` as in `run_study`.
 
     >>> study = resume_study("runs/smoke")  # doctest: +ELLIPSIS
@@ -264,7 +266,8 @@ def resume_study(dir: str | Path, *, address: str | None = None, progress: bool 
     def call() -> StudyOutcome:
         from study import runner
 
-        return runner.resume_study(spec, progress=progress, address=address, live=options)
+        return runner.resume_study(spec, progress=progress, address=address, live=options,
+                                   retry_errored=retry_errored)
 
     return _finish(spec, _with_own_ray(call))
 

@@ -186,9 +186,10 @@ def _live(spec: StudySpec, live: LiveOptions | None) -> AbstractContextManager:
 
 
 def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None = None,
-                 live: LiveOptions | None = None) -> StudyOutcome:
-    """Finish an interrupted study: unfinished trials continue from their checkpoints, finished and
-    errored ones are kept as they are."""
+                 live: LiveOptions | None = None, retry_errored: bool = False) -> StudyOutcome:
+    """Finish an interrupted study: unfinished trials continue from their checkpoints, finished ones are
+    kept as they are; errored ones too, unless `retry_errored` (they continue from their last checkpoint:
+    for trials that ran out of --max-failures on reclaimed spot workers, not for a bug, which fails again)."""
     from ray import tune
 
     space, _ = prepared_space(spec)
@@ -202,7 +203,7 @@ def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None 
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         tolerate_pruned_checkpoints()  # a killed driver's restored state may list checkpoints it pruned
         tuner = tune.Tuner.restore(path, trainable=build_trainable(spec, space), resume_unfinished=True,
-                                   resume_errored=False, restart_errored=False)
+                                   resume_errored=retry_errored, restart_errored=False)
         # The restored run config carries the callbacks pickled at launch; point them at STUDY_DIR as it is now.
         run_config = tuner._local_tuner.get_run_config()
         run_config.callbacks = build_callbacks(spec, space, progress=progress)

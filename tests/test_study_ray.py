@@ -45,12 +45,16 @@ def ray_session():
         # (The hook runs before Ray puts the driver's sys.path in place, hence the explicit path.)
         if repo not in sys.path:
             sys.path.insert(0, repo)
+        from pathlib import Path
+
         from trainers import loop
 
         real_train = loop.train
 
         def train(cfg, out_dir, **kwargs):
-            if cfg.name == "fail-me":
+            # "fail-me" always fails; "fail-while-marked" while STUDY_DIR/FAIL exists (a node that keeps dying).
+            marked = cfg.name == "fail-while-marked" and (Path(out_dir).parents[1] / "FAIL").exists()
+            if cfg.name == "fail-me" or marked:
                 raise RuntimeError("injected failure for the test")
             return real_train(cfg, out_dir, **kwargs)
 
@@ -194,3 +198,37 @@ def test_errored_and_diverged_trials_are_recorded_and_the_study_goes_on(ray_sess
     assert trials.loc["diverge", "iterations_done"] < 40
     assert trials.loc["ok", "status"] == "finished" and trials.loc["ok", "reason"] == ""
     assert not math.isnan(trials.loc["ok", K.D_LOSS_MEAN])
+
+
+def test_resume_retry_errored_continues_errored_trials_and_keeps_the_rest(ray_session, tmp_path):
+    """A trial that ran out of --max-failures (here: failing while a marker exists) stays errored on a plain
+    resume and finishes with --retry-errored; the finished trial is not trained again."""
+    from study.runner import resume_study
+
+    space = tmp_path / "retry.yaml"
+    space.write_text(textwrap.dedent("""
+        description: one trial that fails while STUDY_DIR/FAIL exists
+        fixed: {data: phantom, data_limit: 128, resolution: 32, g_features: 16, d_features: 16, latent_dim: 16,
+                batch_size: 16, iterations: 20, report_every: 10, eval_at_end: false, num_threads: 1}
+        scientific:
+          outcome: {grid: [ok, flaky]}
+        factors:
+          outcome:
+            ok: {name: ok}
+            flaky: {name: fail-while-marked}
+    """))
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "FAIL").touch()
+    spec = new_spec(out=str(study), space=str(space), max_failures=0, max_concurrent=2, metric=K.D_LOSS_MEAN,
+                    mode="max")
+    assert run_study(spec, progress=False).counts == {"errored": 1, "finished": 1}
+    ok_ckpt = next((study / "trials").glob("*/checkpoint/checkpoint.pt"))
+    mtime = ok_ckpt.stat().st_mtime_ns
+
+    assert resume_study(spec, progress=False).counts == {"errored": 1, "finished": 1}  # kept by default
+    (study / "FAIL").unlink()  # the node problem is gone
+    assert resume_study(spec, progress=False, retry_errored=True).counts == {"finished": 2}
+    trials = pd.read_parquet(study / TRIALS_FILE).set_index("config/name")
+    assert trials.loc["fail-while-marked", "reason"] == "" and trials.loc["fail-while-marked", "iterations_done"] == 20
+    assert ok_ckpt.stat().st_mtime_ns == mtime
