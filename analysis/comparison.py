@@ -17,7 +17,8 @@ from analysis import columns as C
 from analysis import reference as ref
 from analysis.groups import configuration_codes
 from analysis.paired import paired_difference
-from analysis.stats import bootstrap_mean
+from analysis.downstream import baseline_values
+from analysis.stats import bootstrap_mean, t_interval
 from trainers import metric_keys as mk
 
 ALWAYS_PNEUMONIA = 390 / 624  # accuracy of answering "pneumonia" on the official test split
@@ -61,12 +62,7 @@ def trial_mean(trials: pd.DataFrame, column: str, n_resamples: int, seed: int = 
     codes = configuration_codes(sub)
     v = sub[column].to_numpy(float)
     if len(set(codes)) == 1 and len(v) > 1:
-        # One configuration: its seeds are the replicates of the claim being judged (a Student-t interval:
-        # a bootstrap of 3 values is meaningless).
-        from scipy import stats
-
-        half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
-        return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+        return t_interval(v)  # one configuration: its seeds are the replicates of the claim being judged
     return bootstrap_mean(v, clusters=codes, n_resamples=n_resamples, seed=seed)
 
 
@@ -126,7 +122,7 @@ def acgan_tstr(t: pd.DataFrame, a, scale: str, n: int) -> list[str]:
                         verdict(lo, hi, +1, null=0.85) if scale == "gpu" else _weaker(lo, hi, 0.85)))
         rows.append(row(f"synthetic images ({loss}) carry class information", "implied by 0.85",
                         fmt(m, lo, hi), verdict(lo, hi, +1, null=ALWAYS_PNEUMONIA)))
-    m, lo, hi = trial_mean(t, C.TRTR_ACCURACY, n)
+    m, lo, hi = t_interval(baseline_values(t, C.TRTR_ACCURACY))
     rows.append(row("the same classifier trained on real images (TRTR, reference)", "not reported",
                     fmt(m, lo, hi), ("not comparable", "the baseline TSTR is judged against, not a claim")))
     return rows
@@ -141,7 +137,7 @@ def minority_augmentation(t: pd.DataFrame, a, scale: str, n: int) -> list[str]:
         paper = "+0.0337 (71.31% -> 74.68%, 2,000 images)" if k in (2000, "") else "not reported"
         rows.append(row(f"adding {k} synthetic NORMAL images raises test accuracy", paper, fmt(m, lo, hi, 4),
                         verdict(lo, hi, +1)))
-    m, lo, hi = trial_mean(t, C.TRTR_ACCURACY, n)
+    m, lo, hi = t_interval(baseline_values(t, C.TRTR_ACCURACY))
     rows.append(row("accuracy without synthetic images (TRTR)", "0.7131", fmt(m, lo, hi),
                     ("not comparable", "a different classifier and resolution")))
     return rows

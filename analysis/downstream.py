@@ -11,7 +11,7 @@ import pandas as pd
 
 from analysis import columns as C
 from analysis.groups import config_labels, configuration_codes, configuration_key, measurement_groups, varied
-from analysis.stats import bootstrap_mean, corr_test
+from analysis.stats import bootstrap_mean, corr_test, t_interval
 from trainers import metric_keys as mk
 
 SEED001_GAIN_POINTS = 74.68 - 71.31
@@ -41,14 +41,30 @@ def tstr_vs_fid(trials: pd.DataFrame, *, n_resamples: int = 2000, n_permutations
     return pd.DataFrame(rows)
 
 
+# What a TRTR baseline depends on: the real data and the classifier's settings and seed, not the GAN.
+BASELINE_KEYS = ("seed", "data", "resolution", "hist_eq", "data_limit", "classifier", "classifier_epochs",
+                 "classifier_patience", "classifier_repeats")
+
+
+def baseline_values(trials: pd.DataFrame, column: str = C.TRTR_ACCURACY) -> pd.Series:
+    """One value of a baseline metric (TRTR) per distinct baseline: trials that share the data, classifier
+    settings and seed share one TRTR fit, so repeating it per trial would fake replicates."""
+    if column not in trials.columns:
+        return pd.Series(dtype=float)
+    keys = [C.cfg(k) for k in BASELINE_KEYS if C.cfg(k) in trials.columns]
+    sub = trials.loc[trials[column].notna()]
+    return (sub.drop_duplicates(subset=keys) if keys else sub)[column]
+
+
 def baseline(trials: pd.DataFrame, column: str = C.TRTR_ACCURACY, *, n_resamples: int = 2000,
              seed: int = 0) -> dict | None:
-    """Mean of a baseline metric (TRTR accuracy) over trials with its cluster-bootstrap CI, or None if absent."""
-    if column not in trials.columns or not trials[column].notna().any():
+    """Mean of a baseline metric (TRTR accuracy) over its distinct fits (one per classifier seed) with a
+    Student-t interval over them, or None if absent."""
+    values = baseline_values(trials, column)
+    if values.empty:
         return None
-    mean, lo, hi = bootstrap_mean(trials[column], clusters=configuration_codes(trials), n_resamples=n_resamples,
-                                  seed=seed)
-    return {"metric": column, "n": int(trials[column].notna().sum()), "mean": mean, "ci_low": lo, "ci_high": hi}
+    mean, lo, hi = t_interval(values)
+    return {"metric": column, "n": int(len(values)), "mean": mean, "ci_low": lo, "ci_high": hi}
 
 
 def augmentation_gain(trials: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:

@@ -172,6 +172,20 @@ def bootstrap_ci(
     return float(lo), float(hi), kind
 
 
+def t_interval(values, ci: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t interval of a few independent replicates (a bootstrap of 3 values is meaningless)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan
+    if len(v) == 1:
+        return float(v[0]), math.nan, math.nan
+    half = stats.t.ppf(0.5 + ci / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
 def bootstrap_mean(values, *, clusters=None, n_resamples: int = 2000, ci: float = 0.95,
                    seed: int = 0) -> tuple[float, float, float]:
     """Mean and its percentile-bootstrap CI (NaN dropped; whole clusters resampled when given).
