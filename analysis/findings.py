@@ -153,6 +153,7 @@ def render(results: Path = RESULTS) -> str:
     out += _proxy(proxies)
     out += _factors(effects, t0, table)
     out += _downstream(results)
+    out += _seeds_003_004(results)
     out += _surprises(trials, finished, table, tests, effects)
     return "\n".join(out) + "\n"
 
@@ -334,6 +335,28 @@ def _fit_noise(study: str, trials: pd.DataFrame) -> str:
     return (f"- {study}: each accuracy is the mean of {int(fits.max())} classifier fits whose seeds pair them with "
             f"TRTR's; the standard deviation of one fit's accuracy across those seeds, averaged over trials: "
             f"{', '.join(parts)}.")
+
+
+CURVE_STUDIES = {"dcgan_training_cpu": ("dcgan_training", "003"), "upsample_dcgan_cpu": ("upsample_dcgan", "004")}
+
+
+def _seeds_003_004(results: Path) -> list[str]:
+    """Seed 003's training curves and seed 004's generator, as `gan-study reproduce` judges them."""
+    from analysis.comparison import COMPARATORS, HEADER
+
+    lines = ["## Training curves and the upsampling generator (seeds 003 and 004)", ""]
+    done = [s for s in CURVE_STUDIES if (results / s / "trials.parquet").is_file()]
+    for study in done:
+        paper, seed = CURVE_STUDIES[study]
+        trials = load_studies([results / study]).analysed()
+        lines += [f"Seed {seed} ({study}, {len(trials)} finished trials; rows as in `gan-study reproduce {paper}`'s "
+                  "comparison.md; exploratory, outside this document's q-value family):", "", HEADER,
+                  *COMPARATORS[paper](trials, None, "cpu", N_RESAMPLES), ""]
+    missing = [s for s in CURVE_STUDIES if s not in done]
+    if missing:
+        lines += [f"Not run yet: {', '.join(missing)}: no committed results, so no claim about "
+                  f"{' / '.join('seed ' + CURVE_STUDIES[s][1] for s in missing)}.", ""]
+    return lines
 
 
 def _downstream_groups(study: str, trials: pd.DataFrame) -> list[tuple[str, tuple | None]]:

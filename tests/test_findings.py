@@ -70,3 +70,16 @@ def test_export_makes_study_json_portable(tmp_path):
                     "fixed": ["/etc/elsewhere"]}  # paths outside the checkout's parent stay as they are
     table = pd.read_parquet(out / "trials.parquet")
     assert table["config/data"].tolist() == ["../shared/data/p.npz"] and table["config/lr_g"].tolist() == [2e-4]
+
+
+def test_seeds_003_004_section_judges_committed_curve_studies(tmp_path):
+    """The seed 003/004 section shows reproduce's verdict rows for each committed study, and names the missing."""
+    from fixtures_analysis import make_study
+
+    from analysis.findings import _seeds_003_004
+
+    make_study(tmp_path, "dcgan_training_cpu", extra_trials=False, with_memory=False, with_downstream=False)
+    text = "\n".join(_seeds_003_004(tmp_path))
+    assert "Seed 003 (dcgan_training_cpu" in text and "| claim | paper | ours (95% CI) | verdict | why |" in text
+    assert "D(x) - D(G(z)) > 0" in text and "the G loss ends above the D loss" in text
+    assert "Not run yet: upsample_dcgan_cpu" in text and "Not run yet: dcgan_training_cpu" not in text
