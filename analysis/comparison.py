@@ -16,7 +16,7 @@ import pandas as pd
 from analysis import columns as C
 from analysis import reference as ref
 from analysis.groups import configuration_codes
-from analysis.paired import paired_difference
+from analysis.paired import paired_difference, seed_difference
 from analysis.downstream import baseline_values
 from analysis.stats import bootstrap_mean, t_interval
 from trainers import metric_keys as mk
@@ -182,6 +182,15 @@ def _factor_row(t: pd.DataFrame, claim: str, paper: str, col: str, a_level, b_le
     res = paired_difference(t, col, a_level, b_level, metric, pair_on=pair_on, n_resamples=n)
     if not res["n_pairs"]:
         return row(claim, paper, "n/a", ("not comparable", f"no matched configurations at {col} = {a_level}/{b_level}"))
+    if res["n_pairs"] == 1:  # one configuration per level (nothing else varies): its seeds are the replicates
+        res = seed_difference(t, col, a_level, b_level, metric)
+        if not res["n_pairs"]:
+            return row(claim, paper, "n/a", ("not comparable", f"one configuration per level and fewer than 2 "
+                                                               f"seeds ({res['n_b']} vs {res['n_a']})"))
+        ours = (f"{C.label(metric)} {res['mean_b']:.3g} vs {res['mean_a']:.3g}; difference "
+                f"{fmt(res['diff'], res['ci_low'], res['ci_high'])} over seeds ({res['n_b']} vs {res['n_a']}, "
+                f"one configuration per level: Welch t), p = {res['p']:.3g}")
+        return row(claim, paper, ours, verdict(res["ci_low"], res["ci_high"], sign, p=res["p"]))
     ours = (f"{C.label(metric)} {res['mean_b']:.3g} vs {res['mean_a']:.3g} (all matched configurations); difference "
             f"{fmt(res['diff'], res['ci_low'], res['ci_high'])} over {res['n_pairs']} matched configuration "
             f"pairs, p = {res['p']:.3g}")

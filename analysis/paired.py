@@ -40,6 +40,22 @@ def paired_difference(trials: pd.DataFrame, factor: str, a, b, metric: str, *, p
             "mean_a": float(pairs[a].mean()), "mean_b": float(pairs[b].mean())}
 
 
+def seed_difference(trials: pd.DataFrame, factor: str, a, b, metric: str) -> dict:
+    """metric(level b) - metric(level a) when each level is one configuration: its seeds are the only
+    replicates, so a Welch t interval and test over the two sets of seeds (n_a, n_b >= 2)."""
+    from scipy import stats
+
+    va = trials.loc[trials[factor] == a, metric].dropna().to_numpy(dtype=float)
+    vb = trials.loc[trials[factor] == b, metric].dropna().to_numpy(dtype=float)
+    if len(va) < 2 or len(vb) < 2:
+        return {**_empty(), "n_a": len(va), "n_b": len(vb)}
+    res = stats.ttest_ind(vb, va, equal_var=False)
+    lo, hi = res.confidence_interval(0.95)
+    return {"n_pairs": 1, "diff": float(vb.mean() - va.mean()), "ci_low": float(lo), "ci_high": float(hi),
+            "p": float(res.pvalue), "mean_a": float(va.mean()), "mean_b": float(vb.mean()), "n_a": len(va),
+            "n_b": len(vb)}
+
+
 def sign_flip_p(d: np.ndarray, n_random: int = 2000, seed: int = 0) -> float:
     """Two-sided p of |mean(d)| under random signs (H0: the paired difference is symmetric about 0)."""
     d = np.asarray(d, dtype=float)
