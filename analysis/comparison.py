@@ -16,8 +16,8 @@ import pandas as pd
 from analysis import columns as C
 from analysis import reference as ref
 from analysis.groups import configuration_codes
+from analysis.downstream import SEED001_GAIN_POINTS, baseline_values
 from analysis.paired import paired_difference, seed_difference
-from analysis.downstream import baseline_values
 from analysis.stats import bootstrap_mean, t_interval
 from trainers import metric_keys as mk
 
@@ -134,7 +134,8 @@ def minority_augmentation(t: pd.DataFrame, a, scale: str, n: int) -> list[str]:
     groups = t.groupby(col) if col in t.columns else [("", t)]
     for k, sub in groups:
         m, lo, hi = trial_mean(sub, mk.AUGMENT_GAIN, n)
-        paper = "+0.0337 (71.31% -> 74.68%, 2,000 images)" if k in (2000, "") else "not reported"
+        paper = (f"+{SEED001_GAIN_POINTS / 100:.4f} (71.31% -> 74.68%, 2,000 images)" if k in (2000, "")
+                 else "not reported")
         rows.append(row(f"adding {k} synthetic NORMAL images raises test accuracy", paper, fmt(m, lo, hi, 4),
                         verdict(lo, hi, +1)))
     m, lo, hi = t_interval(baseline_values(t, C.TRTR_ACCURACY))

@@ -56,8 +56,7 @@ def baseline_values(trials: pd.DataFrame, column: str = C.TRTR_ACCURACY) -> pd.S
     return (sub.drop_duplicates(subset=keys) if keys else sub)[column]
 
 
-def baseline(trials: pd.DataFrame, column: str = C.TRTR_ACCURACY, *, n_resamples: int = 2000,
-             seed: int = 0) -> dict | None:
+def baseline(trials: pd.DataFrame, column: str = C.TRTR_ACCURACY) -> dict | None:
     """Mean of a baseline metric (TRTR accuracy) over its distinct fits (one per classifier seed) with a
     Student-t interval over them, or None if absent."""
     values = baseline_values(trials, column)

@@ -18,12 +18,12 @@ import pandas as pd
 
 from analysis import columns as C
 from analysis import reference as ref
-from analysis.comparison import fmt, trial_mean, verdict
+from analysis.comparison import COMPARATORS, HEADER, fmt, trial_mean, verdict
+from analysis.downstream import SEED001_GAIN_POINTS, baseline_values
 from analysis.groups import at_level
 from analysis.load import load_studies
 from analysis.multiplicity import bh_qvalues
 from analysis.paired import paired_difference
-from analysis.downstream import baseline_values
 from analysis.stats import corr_test, t_interval
 from trainers import metric_keys as mk
 
@@ -303,9 +303,6 @@ def _downstream(results: Path) -> list[str]:
     return lines
 
 
-SEED001_GAIN = 0.0337  # 71.31% -> 74.68% with 2,000 synthetic NORMAL images
-
-
 def _seed001_line(trials: pd.DataFrame) -> str:
     """Seed 001's claim (a gain with 2,000 images) against our interval for the same number of images."""
     col = C.cfg("augment_samples")
@@ -314,7 +311,7 @@ def _seed001_line(trials: pd.DataFrame) -> str:
         return "- Seed 001's setting (2,000 added images) was not run: no verdict on its gain."
     m, lo, hi = trial_mean(sub, mk.AUGMENT_GAIN, N_RESAMPLES, SEED)
     where = ("includes both 0 and seed 001's +0.034: this study can neither confirm nor rule out the gain"
-             if lo <= 0 <= hi and lo <= SEED001_GAIN <= hi else
+             if lo <= 0 <= hi and lo <= SEED001_GAIN_POINTS / 100 <= hi else
              "excludes 0 on the positive side: adding the images helped" if lo > 0 else
              "excludes 0 on the negative side: adding the images hurt" if hi < 0 else
              "includes 0 but not seed 001's +0.034: a gain as large as seed 001's is unlikely here")
@@ -342,8 +339,6 @@ CURVE_STUDIES = {"dcgan_training_cpu": ("dcgan_training", "003"), "upsample_dcga
 
 def _seeds_003_004(results: Path) -> list[str]:
     """Seed 003's training curves and seed 004's generator, as `gan-study reproduce` judges them."""
-    from analysis.comparison import COMPARATORS, HEADER
-
     lines = ["## Training curves and the upsampling generator (seeds 003 and 004)", ""]
     done = [s for s in CURVE_STUDIES if (results / s / "trials.parquet").is_file()]
     for study in done:

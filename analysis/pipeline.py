@@ -164,7 +164,7 @@ def _downstream(a: Analysis, kw: dict) -> None:
     if not a.has(C.TSTR_ACCURACY):
         a.notes.append("no TSTR accuracy in the analysed trials (downstream='tstr' not run): TSTR analyses skipped")
     a.tstr_fid = tstr_vs_fid(df, n_permutations=a.n_permutations, **kw)
-    a.trtr = baseline(df, **kw)
+    a.trtr = baseline(df)
     a.augment = augmentation_gain(df, **kw)
     a.downstream_summary = downstream_summary(df, **kw)
     if a.augment.empty:

@@ -72,7 +72,7 @@ def test_budget_curves_per_group(trials):
 def test_downstream_statistics(trials):
     corr = tstr_vs_fid(trials, n_resamples=200, n_permutations=200).set_index("method")
     assert corr.loc["pearson", "r"] == pytest.approx(-1.0)
-    base = baseline(trials, n_resamples=200)
+    base = baseline(trials)
     # One TRTR fit per classifier seed, shared by every trial with that seed: 6 values, not 48.
     assert base["n"] == trials["config/seed"].nunique() == 6 and base["mean"] == pytest.approx(0.85)
     assert base["ci_low"] < base["mean"] < base["ci_high"]

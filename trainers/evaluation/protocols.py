@@ -158,12 +158,12 @@ def fit_and_report(cfg: TrialConfig, x: torch.Tensor, y: torch.Tensor, val_x: to
                    test: Any, names: tuple[str, ...], device: torch.device | str) -> dict[str, Any]:
     """classifier_repeats fits (seeded weights and batches), each tested on the real `test` split; every
     metric averaged over the fits, plus the number of fits and (from two fits) the spread of their accuracies."""
-    reports = []
+    reports, test_x = [], test.to_tensor()
     for seed in classifier_seeds(cfg):
         model, _ = fit_classifier(seeded_classifier(cfg.classifier, cfg.resolution, len(names), seed), x, y,
                                   val_x, val_y, epochs=cfg.classifier_epochs, patience=cfg.classifier_patience,
                                   seed=seed, device=device)
-        reports.append(classification_report(model, test.to_tensor(), test.labels, names, device))
+        reports.append(classification_report(model, test_x, test.labels, names, device))
     accuracies = [r[K.ACCURACY] for r in reports]
     out: dict[str, Any] = {k: float(np.mean([r[k] for r in reports])) for k in reports[0]}
     out[K.FITS] = float(len(reports))
