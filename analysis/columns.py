@@ -88,7 +88,7 @@ def label(column: str) -> str:
     """Human name of a metric or config column."""
     if column in LABELS:
         return LABELS[column]
-    return column.removeprefix(CONFIG_PREFIX)
+    return str(column).removeprefix(CONFIG_PREFIX)
 
 
 def config_columns(columns) -> list[str]:

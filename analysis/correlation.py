@@ -165,12 +165,12 @@ def summarise_within(per_trial: pd.DataFrame, trials: pd.DataFrame | None = None
         if per_trial["_measurement"].nunique() <= 1:
             per_trial["_measurement"] = ""
     for (x, measurement, loss), sub in per_trial.groupby(["x", "_measurement", C.LOSS], sort=True, dropna=False):
+        y_name, method = sub["y"].iloc[0], sub["method"].iloc[0]  # before filtering: a group may have no finite r
         sub = sub.loc[np.isfinite(sub["r"].astype(float))]
         r = sub["r"].to_numpy(dtype=float)
         mean, lo, hi = bootstrap_mean(r, clusters=sub["_config"].to_numpy(), n_resamples=n_resamples, seed=seed)
         group = f"{measurement}; loss={loss}" if measurement else f"loss={loss}"
-        rows.append({"x": x, "y": sub["y"].iloc[0] if len(sub) else np.nan,
-                     "method": sub["method"].iloc[0] if len(sub) else np.nan, "group": group,
+        rows.append({"x": x, "y": y_name, "method": method, "group": group,
                      "n_trials": len(r), "n_configs": int(sub["_config"].nunique()), "mean_r": mean,
                      "ci_low": lo, "ci_high": hi, "median_r": float(np.median(r)) if len(r) else np.nan,
                      "share_negative": float(np.mean(r < 0)) if len(r) else np.nan,

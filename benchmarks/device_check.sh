@@ -8,4 +8,9 @@
 # Details: benchmarks/device_check.py (python3 benchmarks/device_check.py --help).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-exec "${PYTHON:-python3}" benchmarks/device_check.py "$@"
+# The project's interpreter, not whatever python3 is first on PATH (a fresh machine's system Python has no
+# torch): $PYTHON when set (the tests pass theirs), else the README's .venv, else python3.
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
+exec "$PYTHON" benchmarks/device_check.py "$@"

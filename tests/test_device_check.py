@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,8 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def test_dry_run_gives_a_row_for_every_step(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "device_check.sh"), "--dry-run", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHON": sys.executable})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     payload = json.loads((out / dc.JSON_FILE).read_text())
     assert payload["device"]["mode"] == "dry-run" and payload["device"]["device"] == "cpu"
