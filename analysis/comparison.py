@@ -1,9 +1,10 @@
 """Each seed paper's claims beside this project's measurements, with a verdict per claim.
 
-Verdicts: **reproduced** (our 95% CI lies on the paper's side of the null), **contradicted** (on the
-other side), **inconclusive** (the CI includes the null: a null result, reported as such) and **not
-comparable** (measured differently: e.g. FID with another extractor, so values cannot be set side by
-side; rankings and directions can). Every interval keeps a configuration's seeds together: means over
+Verdicts (analysis.verdicts): **direction reproduced** (our 95% CI lies on the paper's side of the null
+and the test's q, or p, is <= 0.05; with the paper's value, **magnitude consistent** or **differs**),
+**contradicted** (the other side), **inconclusive** (the CI includes the null, or q > 0.05: a null
+result, reported as such) and **not comparable** (measured differently: e.g. FID with another extractor,
+so values cannot be set side by side; rankings and directions can). Every interval keeps a configuration's seeds together: means over
 trials resample whole configurations, factor effects compare matched configurations (analysis.paired).
 """
 from __future__ import annotations
@@ -19,27 +20,11 @@ from analysis.groups import configuration_codes
 from analysis.downstream import SEED001_GAIN_POINTS, baseline_values
 from analysis.paired import paired_difference, seed_difference
 from analysis.stats import bootstrap_mean, t_interval
+from analysis.verdicts import is_reproduced, verdict  # noqa: F401 - re-exported for findings
 from trainers import metric_keys as mk
 
 ALWAYS_PNEUMONIA = 390 / 624  # accuracy of answering "pneumonia" on the official test split
 HEADER = "| claim | paper | ours (95% CI) | verdict | why |\n|---|---|---|---|---|"
-
-
-def verdict(lo: float, hi: float, expected_sign: int, null: float = 0.0, p: float = math.nan) -> tuple[str, str]:
-    """Direction verdict of an interval against the paper's claimed sign about `null`.
-
-    With a p-value from an exact or permutation test beside the interval, both must agree: a CI that
-    excludes the null while p >= 0.05 (small bootstrap intervals run narrow) is inconclusive.
-    """
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "not comparable", "too few configurations or seeds for an interval"
-    if (lo > null or hi < null) and math.isfinite(p) and p >= 0.05:
-        return "inconclusive", f"the CI excludes {null:g} but the test's p = {p:.3g} >= 0.05"
-    if lo > null or hi < null:
-        side = 1 if lo > null else -1
-        return ("reproduced", "the CI excludes the null on the paper's side") if side == expected_sign else (
-            "contradicted", "the CI excludes the null on the opposite side")
-    return "inconclusive", f"the CI includes {null:g}: no evidence either way at this size"
 
 
 def fmt(value: float, lo: float = math.nan, hi: float = math.nan, digits: int = 3) -> str:
@@ -200,7 +185,7 @@ def _factor_row(t: pd.DataFrame, claim: str, paper: str, col: str, a_level, b_le
 
 def _weaker(lo: float, hi: float, target: float) -> tuple[str, str]:
     v, why = verdict(lo, hi, +1, null=target)
-    if v in ("reproduced", "not comparable"):
+    if is_reproduced(v) or v == "not comparable":
         return v, why
     return "not comparable", (f"cpu scale is a weaker setting (small CNN, fewer synthetic images, 32 px); "
                               f"our CI {'is below' if v == 'contradicted' else 'includes'} {target}")
@@ -223,9 +208,11 @@ def compare(paper: str, a, *, scale: str, n_resamples: int = 2000) -> str:
              f"FID measured with: {_measured_with(t)}." if len(t) else "", _cost(a.data), ""]
     if scale == "smoke":
         lines += ["**Smoke scale: procedural phantom images at toy size. A pipeline check, not evidence.**", ""]
-    lines += ["Verdicts: reproduced / contradicted (95% CI excludes the null on the paper's / the other side), "
-              "inconclusive (CI includes the null), not comparable (measured differently). Intervals resample "
-              "whole configurations (seeds kept together).", "", HEADER]
+    lines += ["Verdicts: direction reproduced / contradicted (95% CI excludes the null on the paper's / the other "
+              "side and the test's q, else p, is <= 0.05; with the paper's value also magnitude consistent / "
+              "differs: the CI includes it or not), inconclusive (CI includes the null, or q > 0.05), not "
+              "comparable (measured differently). Intervals resample whole configurations (seeds kept "
+              "together).", "", HEADER]
     lines += COMPARATORS[paper](t, a, scale, n_resamples) if len(t) else [
         row("every claim", "", "n/a", ("not comparable", "no finished trial"))]
     if paper == "belmekki2022":

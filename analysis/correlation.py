@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import columns as C
+from analysis.cells import Cells, between_share, design_cells, leave_one_cell_out
 from analysis.groups import (LEVELS, at_level, configuration_codes, is_pooled, loss_groups, measurement_labels,
                              zscore_within)
 from analysis.partial import control_columns, design_matrix
@@ -23,6 +24,7 @@ from trainers import metric_keys as mk
 WITHIN_X = (mk.LOSS_D, mk.D_LOSS_MEAN)
 MIN_DOF_PARTIAL = 8  # configurations - control rank: >= 5 residual degrees of freedom after intercept and r
 UNIT = {"trial": "trial", "config": "configuration"}  # what one point of r is
+CONTROLLED_TARGETS = (C.LOG_FID, mk.FID)  # targets also tested within cells and on additive factors
 
 
 def signal_correlations(
@@ -33,6 +35,7 @@ def signal_correlations(
     methods: Sequence[str] = ("pearson", "spearman"),
     levels: Sequence[str] = LEVELS,
     partial: bool = True,
+    factors: Sequence[str] = C.FACTORS,
     n_resamples: int = 2000,
     n_permutations: int = 2000,
     seed: int = 0,
@@ -41,6 +44,10 @@ def signal_correlations(
 
     Every CI and p-value treats the configuration as the unit: at trial level the seeds of one
     configuration are resampled and permuted together, and the t-test counts configurations.
+    With `partial`, each plain test is repeated controlling for the study factors (additive one-hot,
+    `control_kind` "factors") and within design cells (cell fixed effects, analysis.cells, `control_kind`
+    "cells"; at trial level the cells are configurations and seeds are permuted within them), the cell
+    rows with leave-one-cell-out r (`loco_*`) and the share of the association between cells.
     """
     targets = [t for t in targets if t in trials.columns and trials[t].notna().any()]
     predictors = [p for p in predictors if p in trials.columns and trials[p].notna().any()]
@@ -55,16 +62,20 @@ def signal_correlations(
         frame = at_level(trials, level, values)
         for group, sub in loss_groups(frame, values):
             design = _tests_in_group(sub, level, group, partial)
-            for target in targets:
-                for predictor in predictors:
+            for predictor in predictors:
+                cells = design_cells(sub, factors, predictor, level=level) if partial else None
+                for target in targets:
+                    controlled = target in CONTROLLED_TARGETS  # FID (log and raw): the claim under test
                     for method in methods:
                         base = {"level": level, "unit": UNIT[level], "group": group, "target": target,
                                 "predictor": predictor, "method": method}
                         kw = {"method": method, "n_resamples": n_resamples, "n_permutations": n_permutations,
                               "seed": seed + len(rows), **design.resampling}
                         res = corr_test(sub[predictor], sub[target], **kw)
-                        rows.append({**base, "controls": "", **res.as_row()})
-                        if design.matrix is None:
+                        rows.append({**base, "controls": "", "control_kind": "", **res.as_row()})
+                        if cells is not None and controlled:
+                            rows.append({**base, **_cell_row(sub, predictor, target, cells, level, design, kw)})
+                        if design.matrix is None or not controlled:
                             continue
                         # Partial r needs spare degrees of freedom; a saturated fit says nothing.
                         if design.spare_dof >= MIN_DOF_PARTIAL:
@@ -74,8 +85,23 @@ def signal_correlations(
                                    "n_covariates": design.matrix.shape[1], "control_rank": design.rank,
                                    "note": f"partial skipped: control rank {design.rank}, "
                                            f"{design.n_configs} configurations"}
-                        rows.append({**base, "controls": ", ".join(design.controls), **row})
+                        rows.append({**base, "controls": ", ".join(design.controls), "control_kind": "factors",
+                                     **row})
     return pd.DataFrame(rows)
+
+
+def _cell_row(sub: pd.DataFrame, predictor: str, target: str, cells: Cells, level: str, design: _GroupDesign,
+              kw: dict) -> dict:
+    """The test within design cells, with leave-one-cell-out r and the share of the association between cells."""
+    kw = dict(kw)
+    if level == "trial":  # cells are configurations: under H0 seeds are exchangeable within their configuration
+        kw.update(clusters=np.arange(len(sub)), strata=cells.labels)
+    res = corr_test(sub[predictor], sub[target], covariates=cells.dummies(), **kw).as_row()
+    x, y = sub[predictor].to_numpy(float), sub[target].to_numpy(float)
+    return {"controls": "cells: " + " x ".join(map(C.label, cells.columns or ["configuration"])),
+            "control_kind": "cells", "cells": cells.describe(), "n_cells": cells.n_cells, "cells_r2": cells.r2,
+            **res, **leave_one_cell_out(x, y, cells.labels, kw["method"]),
+            "between_share": between_share(x, y, cells.labels, kw["method"])}
 
 
 @dataclass

@@ -23,7 +23,11 @@ def write_csvs(a: Analysis, out_dir: Path) -> list[Path]:
     tables: dict[str, pd.DataFrame] = {
         "trials": a.data.trials,
         "tests": a.tests,
+        "planned": a.planned,
         "correlations": a.correlations,
+        "not_collapsed": a.not_collapsed,
+        "collapse_by_configuration": a.collapse_configs,
+        "collapse_by_factor": a.collapse_factors,
         "within_trial": a.within,
         "within_trial_summary": a.within_summary,
         "factor_effects": a.factors,

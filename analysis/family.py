@@ -1,9 +1,11 @@
-"""The family of tests one report runs: the pre-declared primary test, and BH q-values over all tests.
+"""The family of tests one report runs, with Benjamini-Hochberg q-values over all of them.
 
-Primary (declared before any data are seen, docs/STATISTICS.md): FID vs D-loss mean, Pearson, at
-configuration level, no controls, within each loss type (and each FID measurement setting). Every
-other test is exploratory. q-values are Benjamini-Hochberg over every test of the report (primary
-included), using each test's permutation p (its t-test p where no permutation was possible). The seed
+The primary test is the study's pre-registered plan (analysis.primary), and only when study.json
+recorded it before the first report; a plan supplied to analyze later is post hoc, and without a plan
+there is no primary test. Every other test is exploratory. q-values are Benjamini-Hochberg over every
+test of the report (primary included), using each test's permutation p (its t-test p where no
+permutation was possible). A test identical to another (same statistic, n and p: e.g. a sensitivity
+analysis whose exclusion removed nothing) is dropped from the family, and the report names it. The seed
 002 reference rows re-analyse the paper's four numbers, not this study, and are not in the family.
 """
 from __future__ import annotations
@@ -12,32 +14,29 @@ import numpy as np
 import pandas as pd
 
 from analysis import columns as C
-from analysis.groups import is_pooled
 from analysis.multiplicity import bh_qvalues
-from trainers import metric_keys as mk
 
-PRIMARY = {"level": "config", "target": mk.FID, "predictor": mk.D_LOSS_MEAN, "method": "pearson", "controls": ""}
-PRIMARY_TEXT = "FID vs D-loss mean, Pearson r, configuration level (seeds averaged), within each loss type"
 TEST_COLUMNS = ["section", "test", "level", "unit", "group", "n", "n_configs", "statistic", "value", "p", "q",
                 "primary"]
+PLANNED, NOT_COLLAPSED = "the plan's test", "log FID vs training signals, runs that did not collapse"
 
 
-def primary_mask(corr: pd.DataFrame) -> pd.Series:
-    """True on the rows of `signal_correlations` output that are the pre-declared primary test."""
-    if corr.empty:
-        return pd.Series(dtype=bool)
-    hit = pd.Series(True, index=corr.index)
-    for col, value in PRIMARY.items():
-        hit &= corr[col] == value
-    return hit & ~corr["group"].map(is_pooled)
-
-
-def assign_family(correlations: pd.DataFrame, tstr_fid: pd.DataFrame, factors: pd.DataFrame) -> pd.DataFrame:
-    """The family table (one row per test, with q); adds `primary` and `q` columns to the three inputs in place."""
+def assign_family(correlations: pd.DataFrame, tstr_fid: pd.DataFrame, factors: pd.DataFrame, *,
+                  planned: pd.DataFrame | None = None, primary: bool = False,
+                  not_collapsed: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """(family table with q, duplicates dropped); adds `primary` and `q` columns to the inputs in place."""
+    planned = pd.DataFrame() if planned is None else planned
+    not_collapsed = pd.DataFrame() if not_collapsed is None else not_collapsed
     parts = []
+    if not planned.empty:
+        planned["primary"] = primary
+        parts.append(_correlation_tests(planned, PLANNED, "planned"))
     if not correlations.empty:
-        correlations["primary"] = primary_mask(correlations)
+        correlations["primary"] = False
         parts.append(_correlation_tests(correlations, "quality vs training signals", "correlations"))
+    if not not_collapsed.empty:
+        not_collapsed["primary"] = False
+        parts.append(_correlation_tests(not_collapsed, NOT_COLLAPSED, "not_collapsed"))
     if not tstr_fid.empty:
         tstr_fid["primary"] = False
         parts.append(_correlation_tests(tstr_fid.rename(columns={"x": "predictor", "y": "target"}).assign(
@@ -45,22 +44,43 @@ def assign_family(correlations: pd.DataFrame, tstr_fid: pd.DataFrame, factors: p
     if not factors.empty:
         parts.append(_factor_tests(factors))
     if not parts:
-        return pd.DataFrame(columns=TEST_COLUMNS)
+        return pd.DataFrame(columns=TEST_COLUMNS), []
     family = pd.concat(parts, ignore_index=True)
     family = family.loc[family["p"].notna()].reset_index(drop=True)  # skipped (no p): not a test
+    family, duplicates = drop_duplicate_tests(family)
     family["q"] = bh_qvalues(family["p"])
-    for frame, source in ((correlations, "correlations"), (tstr_fid, "tstr_vs_fid"), (factors, "factor_effects")):
+    sources = (("planned", planned), ("correlations", correlations), ("not_collapsed", not_collapsed),
+               ("tstr_vs_fid", tstr_fid), ("factor_effects", factors))
+    for source, frame in sources:
         if not frame.empty:
-            mine = family.loc[family["_source"] == source]
-            frame["q"] = _spread_back(frame, mine)
-    return family.sort_values(["primary", "section"], ascending=[False, True], kind="stable")[TEST_COLUMNS] \
-        .reset_index(drop=True)
+            frame["q"] = _spread_back(frame, family.loc[family["_source"] == source])
+    table = family.sort_values(["primary", "_order"], ascending=[False, True], kind="stable")[TEST_COLUMNS]
+    return table.reset_index(drop=True), duplicates
+
+
+def drop_duplicate_tests(family: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Keep the first of tests that computed the same thing (same group, n, statistic and p to 12 digits)."""
+    family = family.assign(_order=np.arange(len(family)))
+    key = pd.DataFrame({"g": family["group"].astype(str), "n": family["n"], "c": family["n_configs"],
+                        "v": family["value"].astype(float).round(12), "p": family["p"].astype(float).round(12)})
+    # Correlations only: a Kruskal-Wallis H of fully separated levels is the same number for any metric.
+    dup = key.duplicated(keep="first") & np.isfinite(key["v"].to_numpy(float)) & (family["statistic"] == "r")
+    notes = []
+    for i in np.flatnonzero(dup.to_numpy()):
+        first = int(np.flatnonzero((key == key.iloc[i]).all(axis=1).to_numpy())[0])
+        notes.append(f"{family['test'].iloc[i]} ({family['section'].iloc[i]}) is identical to "
+                     f"{family['test'].iloc[first]} ({family['section'].iloc[first]})")
+    return family.loc[~dup].reset_index(drop=True), notes
 
 
 def _correlation_tests(frame: pd.DataFrame, section: str, source: str) -> pd.DataFrame:
     controls = frame["controls"].fillna("")
-    test = (frame["target"].map(C.label) + " vs " + frame["predictor"].map(C.label) + ", " + frame["method"]
-            + np.where(controls != "", ", partial on " + controls, ""))
+    if "test" in frame.columns:  # the plan's test names itself
+        test = frame["test"]
+    else:
+        test = (frame["target"].map(C.label) + " vs " + frame["predictor"].map(C.label) + ", " + frame["method"]
+                + np.where(controls.str.startswith("cells"), ", within " + controls.str.removeprefix("cells: ")
+                           + " cells", np.where(controls != "", ", partial on " + controls, "")))
     p = frame["p_perm"].where(frame["p_perm"].notna(), frame["p_param"])
     return pd.DataFrame({"section": section, "test": test, "level": frame["level"], "unit": frame["unit"],
                          "group": frame["group"], "n": frame["n"], "n_configs": frame["n_configs"],

@@ -56,12 +56,22 @@ class StudyData:
         if self.trials.empty:
             return self.trials
         keep = self.trials[mk.STATUS].astype(str).isin(set(statuses))
-        return self.trials.loc[keep].reset_index(drop=True)
+        return with_log_scale(self.trials.loc[keep].reset_index(drop=True))
 
     def has(self, column: str, statuses: Iterable[str] = DEFAULT_STATUSES) -> bool:
         """True when at least one analysed trial has a value for `column`."""
         df = self.analysed(statuses)
         return column in df.columns and bool(df[column].notna().any())
+
+
+def with_log_scale(trials: pd.DataFrame) -> pd.DataFrame:
+    """`trials` with log FID / log KID columns (NaN where the raw value is missing or not positive)."""
+    out = trials.copy()
+    for log_col, raw in C.LOG_OF.items():
+        if raw in out.columns:
+            v = pd.to_numeric(out[raw], errors="coerce").astype(float)
+            out[log_col] = np.log(v.where(v > 0))
+    return out
 
 
 def load_studies(dirs: Iterable[str | Path]) -> StudyData:

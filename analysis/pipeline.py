@@ -19,6 +19,7 @@ import pandas as pd
 from analysis import columns as C
 from analysis import reference as ref
 from analysis.budget import budget_curves
+from analysis.collapse import DEFAULT_RULE, collapse_by_factor, collapse_flags, collapse_table, describe_rule
 from analysis.correlation import correlation_matrices, signal_correlations, summarise_within, within_trial
 from analysis.downstream import augmentation_gain, baseline, downstream_summary, tstr_vs_fid
 from analysis.factors import factor_effects
@@ -26,6 +27,8 @@ from analysis.family import assign_family
 from analysis.groups import measurement_groups, measurement_labels, varied
 from analysis.load import DEFAULT_STATUSES, StudyData, load_studies
 from analysis.memory_cost import bn_saving, memory_curves
+from analysis.plan import AnalysisPlan
+from analysis.primary import PlanStatus, judge, named_factors, plan_status, planned_test
 from analysis.tables import classification_report, confusion_matrix, table1
 from trainers import metric_keys as mk
 
@@ -60,6 +63,14 @@ class Analysis:
     bn_saving: pd.DataFrame = field(default_factory=pd.DataFrame)
     reference: dict[str, pd.DataFrame] | None = None
     tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # the report's family of tests, with q
+    plan: PlanStatus | None = None  # the analysis plan followed, and whether its test is primary
+    planned: pd.DataFrame = field(default_factory=pd.DataFrame)  # the plan's test per group, with its verdict
+    collapse_rule: dict = field(default_factory=lambda: dict(DEFAULT_RULE))
+    collapse_threshold: float = float("nan")
+    collapse_configs: pd.DataFrame = field(default_factory=pd.DataFrame)  # rate per configuration
+    collapse_factors: pd.DataFrame = field(default_factory=pd.DataFrame)  # rate per factor level
+    not_collapsed: pd.DataFrame = field(default_factory=pd.DataFrame)  # log FID vs D-loss among runs that did not
+    duplicates: list[str] = field(default_factory=list)  # tests dropped from the family as identical to another
     measurements: list[str] = field(default_factory=list)  # FID/KID measurement settings, when several
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -80,22 +91,34 @@ def analyze(
     n_permutations: int = 2000,
     seed: int = 0,
     include_reference: bool = True,
+    plan: AnalysisPlan | None = None,
 ) -> Analysis:
-    """Load study dirs and compute every statistic the report and dashboard show."""
+    """Load study dirs and compute every statistic the report and dashboard show.
+
+    `plan`: an analysis plan supplied now, after the data (`analyze --plan`): its test is run and labelled
+    post hoc. Without it, the plan the studies recorded in study.json is primary if it predates their
+    first report.
+    """
     start = time.perf_counter()
     data = load_studies(dirs)
     a = Analysis(data, tuple(statuses), n_resamples, n_permutations, seed)
     a.notes.extend(data.warnings)
     a.analysed = data.analysed(a.statuses)
+    a.plan = plan_status(data.dirs, data.history, plan)
     kw = {"n_resamples": n_resamples, "seed": seed}
     if a.analysed.empty:
         a.notes.append(f"no trial has status {', '.join(a.statuses)}: statistics over trials are skipped")
     else:
         _measurements(a)
+        _collapse(a, kw)
+        _planned(a)
         _quality_vs_signals(a, kw)
         _factors_budget_tables(a, kw)
         _downstream(a, kw)
-        a.tests = assign_family(a.correlations, a.tstr_fid, a.factors)
+        a.tests, a.duplicates = assign_family(a.correlations, a.tstr_fid, a.factors, planned=a.planned,
+                                              primary=a.plan.primary, not_collapsed=a.not_collapsed)
+        if not a.planned.empty:
+            a.planned = judge(a.planned, a.plan.plan)
     a.memory_curves = memory_curves(data.memory)
     a.bn_saving = bn_saving(data.memory)
     if a.memory_curves.empty:
@@ -119,6 +142,30 @@ def _measurements(a: Analysis) -> None:
                        "analysed as its own group and never pooled")
 
 
+def _collapse(a: Analysis, kw: dict) -> None:
+    """The declared collapse rule (the plan's, else FID > 10 x the median configuration's), the rate per
+    configuration and factor level, and the collapse flag as a per-trial outcome (its configuration mean is
+    the collapse rate)."""
+    if a.plan and a.plan.plan is not None:
+        a.collapse_rule = dict(a.plan.plan.collapse)
+    flags, a.collapse_threshold = collapse_flags(a.analysed, a.collapse_rule)
+    if a.collapse_rule.get("rule") == "none" or flags.isna().all():
+        return
+    a.analysed[C.COLLAPSED] = pd.to_numeric(flags, errors="coerce").astype(float)
+    a.collapse_configs = collapse_table(a.analysed, flags, a.data.factors)
+    a.collapse_factors = collapse_by_factor(a.analysed, flags, a.data.factors, **kw)
+
+
+def _planned(a: Analysis) -> None:
+    if a.plan is None or a.plan.plan is None:
+        return
+    a.planned = planned_test(a.analysed, a.plan.plan, a.data.factors, n_resamples=a.n_resamples,
+                             n_permutations=a.n_permutations, seed=a.seed, named=named_factors(a.data.dirs))
+    if a.planned.empty:
+        a.notes.append(f"the plan's test ({a.plan.plan.describe()}) could not be run: too few trials with both "
+                       "variables")
+
+
 def _quality_vs_signals(a: Analysis, kw: dict) -> None:
     df = a.analysed
     if not a.has(mk.FID):
@@ -128,7 +175,12 @@ def _quality_vs_signals(a: Analysis, kw: dict) -> None:
     if a.loss_column_varies:
         a.notes.append(f"loss types are analysed separately ({', '.join(map(str, sorted(df[C.LOSS].unique())))}); "
                        "the pooled group z-scores every variable within its loss type first")
-    a.correlations = signal_correlations(df, n_permutations=a.n_permutations, **kw)
+    a.correlations = signal_correlations(df, targets=(*C.TARGETS, C.COLLAPSED), factors=a.data.factors,
+                                         n_permutations=a.n_permutations, **kw)
+    if C.COLLAPSED in df.columns and df[C.COLLAPSED].eq(1).any() and a.has(C.LOG_FID):
+        kept = df.loc[df[C.COLLAPSED] == 0].reset_index(drop=True)
+        a.not_collapsed = signal_correlations(kept, targets=[C.LOG_FID], predictors=[mk.D_LOSS_MEAN], levels=("config",),
+                                              factors=a.data.factors, n_permutations=a.n_permutations, **kw)
     a.matrices = correlation_matrices(df, MATRIX_COLUMNS)
     keys = df[C.TRIAL_KEY].tolist()
     a.within = within_trial(a.data.history, keys)

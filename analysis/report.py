@@ -1,5 +1,5 @@
-"""report.md: the pre-declared primary test first, then every exploratory table and statistic of an
-`Analysis` (n, r, CI, p, q), and what was skipped and why."""
+"""report.md: the primary test first (the study's pre-registered plan, or why there is none), then every
+exploratory table and statistic of an `Analysis` (n, r, CI, p, q), and what was skipped and why."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,8 @@ import pandas as pd
 
 from analysis import columns as C
 from analysis.downstream import SEED001_GAIN_POINTS
-from analysis.family import PRIMARY_TEXT
+from analysis.collapse import describe_rule
+from analysis.primary import POST_HOC, PRE_REGISTERED
 from analysis.memory_cost import FEATURES, MEM, METHOD, NETWORK, NORM, RESOLUTION, SEED002_SAVING_PCT, series_keys
 from analysis.pipeline import Analysis
 from analysis.reference import PAPER_NOTES
@@ -24,39 +25,39 @@ _PRIMARY_TAG = " (the primary test)"
 def render_report(a: Analysis) -> str:
     """The whole Markdown report: title, primary test, study and methods, then exploratory sections."""
     parts = [f"# GAN study analysis: {', '.join(a.data.names)}", _primary(a), _header(a), _exploratory(a),
-             _claim(a), _matrices(a), _within(a), _table1(a), _factors(a), _budget(a), _downstream(a), _memory(a),
-             _reference(a), _notes(a)]
+             _claim(a), _collapse(a), _matrices(a), _within(a), _table1(a), _factors(a), _budget(a), _downstream(a),
+             _memory(a), _reference(a), _notes(a)]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
 def _primary(a: Analysis) -> str:
-    out = ["## Primary test (pre-declared)",
-           f"{PRIMARY_TEXT}. Seed 002 claims r < 0. The unit is the configuration: n configurations, each "
-           "the mean over its seeds; 95% bootstrap CI over configurations, two-sided permutation p (p_perm), "
-           f"t-test p (p_param), and q, the Benjamini-Hochberg q-value over all {len(a.tests)} tests of this report."]
-    c = a.correlations
-    rows = c.loc[c["primary"]] if "primary" in c.columns else c.iloc[0:0]
-    if rows.empty:
-        why = ("no analysed trial has both FID and the D-loss mean" if not (a.has(mk.FID) and a.has(mk.D_LOSS_MEAN))
-               else "no test could be run")
-        out.append(f"Not available: {why}.")
+    status = a.plan
+    title = {PRE_REGISTERED: "## Primary test (pre-registered)", POST_HOC: "## The plan's test (post hoc, exploratory)"}
+    out = [title.get(status.status if status else "", "## Primary test: none (every test is exploratory)")]
+    out.append(f"Why: {status.why}." if status else "Why: no plan.")
+    if status is None or status.plan is None:
         return "\n\n".join(out)
-    table = pd.DataFrame({"group": rows["group"], "n configurations": rows["n_configs"],
-                          "n trials": _trials_in(a, rows), "r": rows["r"],
+    plan = status.plan
+    out.append(f"The plan: {plan.describe()}. Collapse rule: {describe_rule(plan.collapse)}."
+               + (f" Reproduced means: direction {plan.direction} and the CI including {plan.reproduced['value']:g}"
+                  f" ({plan.reproduced.get('source', 'the paper')})." if plan.reproduced.get("value") is not None
+                  else "")
+               + " The unit is the configuration at configuration level (seeds averaged); 95% bootstrap CI, "
+               f"permutation p (p_perm), t-test p (p_param) and q, the Benjamini-Hochberg q-value over all "
+               f"{len(a.tests)} tests of this report.")
+    rows = a.planned
+    if rows.empty:
+        out.append("Not available: the analysed trials lack the plan's outcome or predictor.")
+        return "\n\n".join(out)
+    table = pd.DataFrame({"group": rows["group"], "n": rows["n_configs"], "controls": rows["controls"], "r": rows["r"],
                           "95% CI": [_ci(lo, hi) for lo, hi in zip(rows.ci_low, rows.ci_high)],
-                          "p_perm": rows["p_perm"], "p_param": rows["p_param"], "q": rows["q"], "note": rows["note"]})
+                          "p_perm": rows["p_perm"], "p_param": rows["p_param"], "q": rows.get("q", np.nan),
+                          "verdict": rows.get("verdict", ""), "why": rows.get("why", "")})
     out.append(markdown_table(table))
     if a.measurements:
-        out.append("FID was measured in several ways; each measurement setting has its own primary test "
+        out.append("FID was measured in several ways; each measurement setting has its own row "
                    "(values measured differently are never pooled).")
     return "\n\n".join(out)
-
-
-def _trials_in(a: Analysis, rows: pd.DataFrame) -> list:
-    """Trials behind each primary row: the trial-level row of the same group has n = trials."""
-    c = a.correlations
-    trial = c.loc[(c.level == "trial") & (c.controls == "")].drop_duplicates("group").set_index("group")["n"]
-    return [int(trial.get(g, n)) for g, n in zip(rows["group"], rows["n"])]
 
 
 def _header(a: Analysis) -> str:
@@ -84,10 +85,12 @@ def _header(a: Analysis) -> str:
 
 
 def _exploratory(a: Analysis) -> str:
+    dup = ("\n\nDropped from the family as identical to another test (the same statistic, n and p):\n"
+           + "\n".join(f"- {d}" for d in a.duplicates)) if a.duplicates else ""
     return ("## Exploratory analyses\n\nEverything below is exploratory: chosen after seeing which data exist, "
             f"and {len(a.tests)} tests in all. Read a p-value together with its q (Benjamini-Hochberg over every "
             "test of this report, csv/tests.csv): q < 0.05 keeps the expected share of false discoveries "
-            "among those selected below 5%.")
+            "among those selected below 5%." + dup)
 
 
 def _claim(a: Analysis) -> str:
@@ -96,29 +99,92 @@ def _claim(a: Analysis) -> str:
     if c.empty:
         out.append("Skipped: no analysed trial has both a quality metric (FID/KID) and a training signal.")
         return "\n\n".join(out)
-    target = mk.FID if (c.target == mk.FID).any() else c.target.iloc[0]
-    key = c.loc[(c.target == target) & (c.predictor == mk.D_LOSS_MEAN) & (c.controls == "")]
-    out.append(f"{C.label(target)} vs D-loss mean (seed 002 claims r < 0):\n\n"
-               + "\n".join(f"- {r.level} level, {r.group}, {r.method}{_PRIMARY_TAG if r.get('primary') else ''}: "
-                           f"{_stat(r)}" for _, r in key.iterrows()))
+    out.append("FID and KID are analysed on the log scale by default (a few collapsed seeds dominate raw FID); "
+               "raw FID and KID follow, labelled raw. Each test is also run within design cells "
+               "(docs/STATISTICS.md, 'Within design cells'): the cells are the crossing of the study's categorical "
+               "factors, or, where that is saturated, of the factors that explain the predictor; at trial level "
+               "the configurations. A correlation that vanishes within cells lives between the factor cells.")
+    lines = []
+    for target in [t for t in (C.LOG_FID, mk.FID, C.LOG_KID, mk.KID_MEAN) if (c.target == t).any()]:
+        key = c.loc[(c.target == target) & (c.predictor == mk.D_LOSS_MEAN) & (c.method == "pearson")]
+        for _, r in key.loc[key.control_kind == ""].iterrows():
+            scale = "" if target in (C.LOG_FID, C.LOG_KID) else " (raw scale)"
+            lines.append(f"- {C.label(target)}{scale} vs D-loss mean, {r.level} level, {r.group}: {_stat(r)}"
+                         + _cell_text(key, r))
+    out.append("\n".join(lines))
     out.append("Loss types are never pooled raw: each `config/loss` value is its own group, and the pooled group "
                "z-scores every variable within its loss type (its configurations are resampled and permuted "
                "within their loss type). Configuration level averages over seeds (grouped by every config column "
                "except seed and name); trial level keeps every seed but still resamples whole configurations.")
-    plain = c.loc[c.controls == "", [x for x in CORR_COLUMNS if x in c.columns] + ["note"]].copy()
-    plain["target"] = plain["target"].map(C.label)
-    plain["predictor"] = plain["predictor"].map(C.label)
-    out.append("### All tests\n\n" + markdown_table(plain))
-    part = c.loc[c.controls != ""]
+    plain = c.loc[c.control_kind == "", [x for x in CORR_COLUMNS if x in c.columns] + ["note"]].copy()
+    out.append("### All tests\n\n" + markdown_table(_labelled(plain)))
+    cells = c.loc[c.control_kind == "cells"]
+    if not cells.empty:
+        cols = [x for x in [*CORR_COLUMNS, "cells", "between_share", "loco_min", "loco_min_cell", "loco_max",
+                            "loco_max_cell", "note"] if x in cells.columns]
+        out.append("### Within design cells (cell fixed effects; Freedman-Lane permutation p, degrees of freedom "
+                   "from the rank of the cell design; at trial level seeds are permuted within configurations)\n\n"
+                   "between_share: the share of the x-y cross-product that lies between cell means (1 = all of "
+                   "it); loco: plain r with one cell left out, the smallest and largest, and the cell left out.\n\n"
+                   + markdown_table(_labelled(cells[cols])))
+    part = c.loc[c.control_kind == "factors"]
     if not part.empty:
         ctrl = part.groupby(["level", "group"], sort=False)["controls"].first()
         lines = [f"- {lvl}, {grp}: {ctl}" for (lvl, grp), ctl in ctrl.items()]
-        table = part[[x for x in [*CORR_COLUMNS, "n_covariates", "control_rank", "note"] if x in part.columns]].copy()
-        table["target"] = table["target"].map(C.label)
-        table["predictor"] = table["predictor"].map(C.label)
-        out.append("### Partial correlations (x and y residualised on one-hot study factors; Freedman-Lane "
-                   "permutation p, degrees of freedom from the rank of the controls)\n\nControls:\n"
-                   + "\n".join(lines) + "\n\n" + markdown_table(table))
+        table = part[[x for x in [*CORR_COLUMNS, "n_covariates", "control_rank", "note"] if x in part.columns]]
+        out.append("### Partial correlations on additive factors (x and y residualised on one-hot study factors, "
+                   "main effects only; Freedman-Lane permutation p, degrees of freedom from the rank of the "
+                   "controls)\n\nControls:\n" + "\n".join(lines) + "\n\n" + markdown_table(_labelled(table)))
+    return "\n\n".join(out)
+
+
+def _cell_text(rows: pd.DataFrame, plain: pd.Series) -> str:
+    """'; within N cells (...): r = ..., p = ...; X% of the association lies between cells; leave-one-cell-out ...'"""
+    m = rows.loc[(rows.control_kind == "cells") & (rows.level == plain.level) & (rows.group == plain.group)]
+    if m.empty:
+        return ""
+    w = m.iloc[0]
+    if not np.isfinite(w.get("r", np.nan)):
+        return f"; within cells: not computed ({w.get('note', '')})"
+    share = w.get("between_share", np.nan)
+    text = f"; within {w['cells']}: partial r = {w.r:+.3f}, 95% CI {_ci(w.ci_low, w.ci_high)}, p_perm = {w.p_perm:.3g}"
+    if np.isfinite(w.get("q", np.nan)):
+        text += f", q = {w.q:.3g}"
+    if np.isfinite(share):
+        text += f"; {share:.0%} of the association lies between cells"
+    if np.isfinite(w.get("loco_min", np.nan)):
+        text += (f"; leave-one-cell-out r from {w.loco_min:+.3f} (without {w.loco_min_cell}) to {w.loco_max:+.3f} "
+                 f"(without {w.loco_max_cell})")
+    return text
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in ("target", "predictor"):
+        if col in out.columns:
+            out[col] = out[col].map(C.label)
+    return out
+
+
+def _collapse(a: Analysis) -> str:
+    if a.collapse_factors.empty and a.not_collapsed.empty:
+        return ""
+    out = [f"## 1b. Collapse rate and log FID without collapsed runs (the two-part view) {EXPLORATORY}",
+           f"Collapse rule: {describe_rule(a.collapse_rule)}"
+           + (f" (threshold FID {a.collapse_threshold:.2f})" if np.isfinite(a.collapse_threshold) else "")
+           + ". The collapse rate is an outcome of its own (per configuration: exact Clopper-Pearson 95% interval; "
+           "pooled over configurations: a bootstrap that resamples whole configurations); it is also a target in "
+           "section 1 (collapse rate vs each signal at configuration level)."]
+    if not a.collapse_factors.empty:
+        out.append(markdown_table(a.collapse_factors))
+    if not a.collapse_configs.empty and a.collapse_configs["collapsed"].sum() > 0:
+        out.append("Configurations with a collapsed run:\n\n"
+                   + markdown_table(a.collapse_configs.loc[a.collapse_configs["collapsed"] > 0]))
+    n = a.not_collapsed
+    if not n.empty:
+        cols = [x for x in [*CORR_COLUMNS, "cells", "between_share", "note"] if x in n.columns]
+        out.append("Log FID vs D-loss mean among runs that did not collapse (configuration means of those runs):\n\n"
+                   + markdown_table(_labelled(n[cols].assign(controls=n["controls"]))))
     return "\n\n".join(out)
 
 

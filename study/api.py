@@ -32,7 +32,7 @@ import pandas as pd
 from analysis.load import DEFAULT_STATUSES
 from study.layout import STUDY_FILE, TRIALS_DIRNAME, TRIALS_FILE
 from study.live import DEFAULT_EVERY_S, DEFAULT_HOST, DEFAULT_PORT, LiveOptions
-from study.spec import StudySpec, new_spec, read_spec
+from study.spec import StudySpec, check_resume_plan, new_spec, read_spec
 from study.tables import load_tables
 from study.trackers import Tracker
 from trainers.errors import UserError
@@ -196,7 +196,8 @@ def run_study(space: str | Path, *, out: str | Path, data: str | Path | None = N
               mode: Mode | None = None, max_failures: int = 1, seed: int = 0, reuse_workers: bool = False,
               address: str | None = None, dashboard: bool = False, progress: bool = True,
               log_to: Iterable[Tracker] | Tracker = (), mlflow_uri: str | None = None, live: bool = False,
-              host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, live_every_s: float = DEFAULT_EVERY_S) -> Study:
+              host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, live_every_s: float = DEFAULT_EVERY_S,
+              plan_file: str | Path | None = None) -> Study:
     """Run a new study to its end (or to Ctrl-C) and return it; `gan-study run` with the same options.
 
     `space` is a name in search_spaces/ or a YAML path; `overrides` fix config keys or factors for every
@@ -205,6 +206,8 @@ def run_study(space: str | Path, *, out: str | Path, data: str | Path | None = N
     Ray Tune's own few (its configuration box and where it keeps the experiment). `log_to` names experiment
     trackers ("tensorboard", "mlflow", "wandb"; study/trackers.py), `mlflow_uri` MLflow's tracking URI.
     `live=True` serves a live dashboard of the study on http://HOST:PORT/ while it runs (study/live.py).
+    `plan_file` is a pre-registered analysis plan (analysis/plan.py; or the space's `analysis:` block),
+    recorded in study.json before the first trial starts.
 
     >>> study = run_study("smoke", data="phantom", out="runs/smoke", overrides={"iterations": 20},
     ...                   progress=False)  # doctest: +ELLIPSIS
@@ -230,6 +233,7 @@ def run_study(space: str | Path, *, out: str | Path, data: str | Path | None = N
         storage=os.environ.get("GAN_STUDY_STORAGE", "") if storage is None else storage, metric=metric, mode=mode,
         max_failures=max_failures, search_seed=seed, reuse_workers=reuse_workers,
         log_to=[log_to] if isinstance(log_to, str) else list(log_to), mlflow_uri=mlflow_uri or "",
+        plan_file=None if plan_file is None else str(plan_file),
     )
     options = _live_options(live, host, port, live_every_s)
     print(f"study {spec.name}: space {spec.space}, search {spec.search}, scheduler {spec.scheduler}, "
@@ -245,7 +249,8 @@ def run_study(space: str | Path, *, out: str | Path, data: str | Path | None = N
 
 def resume_study(dir: str | Path, *, address: str | None = None, progress: bool = True, live: bool = False,
                  host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 live_every_s: float = DEFAULT_EVERY_S, retry_errored: bool = False) -> Study:
+                 live_every_s: float = DEFAULT_EVERY_S, retry_errored: bool = False,
+                 plan_file: str | Path | None = None) -> Study:
     """Finish an interrupted study (`gan-study resume DIR`): unfinished trials continue from their
     checkpoints; finished, diverged, stopped and errored ones are kept (errored ones continue from their
     last checkpoint with `retry_errored`, e.g. after more spot reclaims than --max-failures). A finished
@@ -260,6 +265,7 @@ def resume_study(dir: str | Path, *, address: str | None = None, progress: bool 
     False
     """
     spec = read_spec(dir)
+    check_resume_plan(spec, None if plan_file is None else str(plan_file))
     options = _live_options(live, host, port, live_every_s)
     print(f"resuming study {spec.name} from {spec.experiment_path}", flush=True)
 

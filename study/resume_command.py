@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retry-errored", action="store_true",
                         help="continue errored trials from their last checkpoint too (e.g. killed more often than "
                              "--max-failures on spot workers); a trial that errored from a bug fails again")
+    parser.add_argument("--plan-file", default=None, metavar="FILE",
+                        help="check that FILE is the plan the study recorded (a different plan is refused)")
     add_live_arguments(parser)
 
 
@@ -25,5 +27,5 @@ def main(args: argparse.Namespace) -> int:
     from study.api import resume_study
 
     study = resume_study(args.study_dir, address=args.address or None, progress=not args.quiet,
-                         retry_errored=args.retry_errored, **live_kwargs(args))
+                         retry_errored=args.retry_errored, plan_file=args.plan_file, **live_kwargs(args))
     return 130 if study.interrupted else 0

@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mlflow-uri", default=None, metavar="URI",
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the file store "
                              "STUDY_DIR/mlruns)")
+    parser.add_argument("--plan-file", default=None, metavar="FILE",
+                        help="pre-registered analysis plan (YAML, analysis/plan.py), recorded in study.json before "
+                             "the first trial; or put it in the space's analysis: block")
     add_live_arguments(parser)
 
 
@@ -67,6 +70,7 @@ def main(args: argparse.Namespace) -> int:
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, storage=args.storage,
         metric=args.metric, mode=args.mode, max_failures=args.max_failures, seed=args.seed,
         reuse_workers=args.reuse_workers, address=args.address or None, dashboard=args.dashboard,
-        progress=not args.quiet, log_to=args.log_to, mlflow_uri=args.mlflow_uri, **live_kwargs(args),
+        progress=not args.quiet, log_to=args.log_to, mlflow_uri=args.mlflow_uri, plan_file=args.plan_file,
+        **live_kwargs(args),
     )
     return 130 if study.interrupted else 0

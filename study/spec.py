@@ -47,6 +47,9 @@ class StudySpec:
     log_to: list = field(default_factory=list)
     mlflow_uri: str = ""
     created: str = ""
+    # The pre-registered analysis plan (analysis/plan.py) with its SHA-256 and UTC recording time: written
+    # with the spec before the first trial starts, never changed afterwards ({} = no plan).
+    plan: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -90,12 +93,17 @@ def new_spec(*, out: str, space: str, data: str | None = None, overrides: dict |
              max_concurrent: int | None = None, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
              storage: str = "", metric: str | None = None, mode: str | None = None, max_failures: int = 1,
              search_seed: int = 0, reuse_workers: bool = False, log_to: list[str] | tuple[str, ...] = (),
-             mlflow_uri: str = "") -> StudySpec:
-    """Build and check a spec from CLI-style arguments; the space's `defaults:` fill what is not given."""
+             mlflow_uri: str = "", plan_file: str | None = None) -> StudySpec:
+    """Build and check a spec from CLI-style arguments; the space's `defaults:` fill what is not given.
+
+    The analysis plan comes from the space's `analysis:` block or `plan_file` (not both) and is recorded
+    (hash, UTC time) in the spec, which `run_study` saves before the first trial starts.
+    """
     loaded = load_space(space)
     import yaml
 
     raw = yaml.safe_load(Path(loaded.source).read_text()) or {}
+    plan = declared_plan(loaded, raw.get("analysis"), plan_file)
     d = loaded.defaults
     overrides = dict(overrides or {})
     if data:
@@ -110,10 +118,48 @@ def new_spec(*, out: str, space: str, data: str | None = None, overrides: dict |
         metric=metric or d.get("metric", K.DEFAULT_METRIC), mode=mode or d.get("mode", K.DEFAULT_MODE),
         max_failures=int(max_failures), search_seed=int(search_seed), reuse_workers=bool(reuse_workers),
         log_to=list(log_to), mlflow_uri=_mlflow_uri(list(log_to), mlflow_uri),
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), plan=plan,
     )
     check_spec(spec)
     return spec
+
+
+def declared_plan(space: SearchSpace, block, plan_file: str | None) -> dict:
+    """The recorded plan ({} without one); validated against the keys the space varies."""
+    from analysis.plan import load_plan_file, parse_plan, record_plan
+
+    if block is not None and plan_file:
+        raise UserError(f"space {space.name} has an analysis: block and --plan-file {plan_file} was given; "
+                        "declare the plan in one place")
+    if block is None and not plan_file:
+        return {}
+    if plan_file:
+        return record_plan(load_plan_file(plan_file, factors=plan_factors(space)),
+                           source=f"plan file {Path(plan_file).name}")
+    return record_plan(parse_plan(block, factors=plan_factors(space), where=f"space {space.name}: analysis"),
+                       source=f"space {space.name}")
+
+
+def plan_factors(space: SearchSpace) -> dict[str, list[str]]:
+    """Keys a plan may control for: every key the space varies (seed excluded), with the fields each sets."""
+    return {k: space.fields_of(k) for k in space.dims if k != "seed"}
+
+
+def check_resume_plan(spec: StudySpec, plan_file: str | None) -> None:
+    """A plan given on resume must be the recorded one: a study's plan never changes once it has started."""
+    if not plan_file:
+        return
+    from analysis.plan import load_plan_file, plan_differences
+
+    plan = load_plan_file(plan_file, factors=plan_factors(spec.load_space()))
+    if not spec.plan:
+        raise UserError(f"study {spec.name} recorded no analysis plan before it started; a plan added now is "
+                        f"post hoc: give it to `gan-study analyze --plan {plan_file}` instead")
+    diff = plan_differences(spec.plan, plan)
+    if diff:
+        raise UserError(f"--plan-file {plan_file} differs from the plan study {spec.name} recorded at "
+                        f"{spec.plan.get('recorded_at', '?')} in {', '.join(diff)}; a study's plan cannot change "
+                        "once it has started")
 
 
 def check_spec(spec: StudySpec) -> SearchSpace:
@@ -203,7 +249,10 @@ def _absolute_data(data: str) -> str:
     # Named sources stay names; a path is made absolute because trials run in other working directories.
     if data in ("phantom", "pneumoniamnist") or is_remote(data):
         return data
-    path = Path(data).expanduser()
+    from trainers.data.sheets.detect import split_prefix  # `nih:ROOT`: keep the forced format
+
+    prefix, rest = split_prefix(data)
+    path = Path(rest).expanduser()
     if not path.exists():
         raise UserError(f"--data {data!r} is neither phantom, pneumoniamnist nor an existing path")
-    return str(path.resolve())
+    return prefix + str(path.resolve())

@@ -39,8 +39,14 @@ def make_study(
     with_memory: bool = True,
     extra_trials: bool = True,
     rng_seed: int = 0,
+    plan: dict | None = None,
+    plan_recorded_at: str = "2023-11-01T00:00:00Z",
 ) -> Path:
-    """Write STUDY_DIR with study.json, history.parquet, trials.parquet, memory.parquet and samples."""
+    """Write STUDY_DIR with study.json, history.parquet, trials.parquet, memory.parquet and samples.
+
+    `plan`: an analysis plan (analysis/plan.py) recorded in study.json at `plan_recorded_at` (UTC); the
+    default time lies before the fabricated reports (from 2023-11-14), so the plan is pre-registered.
+    """
     study_dir = Path(root) / name
     study_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(rng_seed)
@@ -63,7 +69,12 @@ def make_study(
     pd.DataFrame(trials).to_parquet(study_dir / "trials.parquet", index=False)
     if with_memory:
         memory_frame().to_parquet(study_dir / "memory.parquet", index=False)
-    (study_dir / "study.json").write_text(json.dumps({"name": name, "space": "fabricated", "num_samples": 1}))
+    spec = {"name": name, "space": "fabricated", "num_samples": 1}
+    if plan is not None:
+        from analysis.plan import parse_plan, record_plan
+
+        spec["plan"] = {**record_plan(parse_plan(plan), source="test"), "recorded_at": plan_recorded_at}
+    (study_dir / "study.json").write_text(json.dumps(spec))
     return study_dir
 
 

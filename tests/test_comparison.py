@@ -28,7 +28,7 @@ def test_one_configuration_per_level_is_judged_over_its_seeds_with_welch():
     assert res["p"] == pytest.approx(ref.pvalue) and res["ci_high"] < 0 and (res["n_a"], res["n_b"]) == (4, 4)
     line = _factor_row(two_configurations(a, b), "upsample+conv gives lower FID", "implied", UPS, "transpose",
                        "upsample_conv", mk.FID, -1, [UPS], 200)
-    assert "Welch t" in line and "**reproduced**" in line
+    assert "Welch t" in line and "**direction reproduced**" in line
 
 
 def test_noisy_seeds_give_an_inconclusive_verdict_not_a_missing_one():

@@ -14,7 +14,7 @@ from study.reproduce_command import COMPARISON_FILE, REPORT_SUBDIR, plan_text, r
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-VERDICT = re.compile(r"\| \*\*(reproduced|contradicted|inconclusive|not comparable)\*\* \|")
+VERDICT = re.compile(r"\| \*\*(direction reproduced(, magnitude (consistent|differs))?|contradicted|inconclusive|not comparable)\*\* \|")
 
 
 @pytest.mark.parametrize("paper", list(PAPERS))

@@ -1,0 +1,182 @@
+"""Pre-registered analysis plans: the one test a study is run to answer, declared before its data exist.
+
+A plan is an `analysis:` block in the space YAML or a YAML file given to `gan-study run --plan-file`:
+
+    analysis:
+      outcome: log_fid          # fid | log_fid | kid_mean | log_kid_mean
+      predictor: d_loss_mean    # a training signal (analysis.columns.PREDICTORS)
+      level: config             # config (seeds averaged: the configuration is the unit) | trial
+      method: pearson           # pearson | spearman
+      controls: cells           # none | cells (design-cell fixed effects, analysis.cells) | [factor, ...]
+      direction: negative       # the sign the hypothesis predicts: negative | positive | two-sided
+      alpha: 0.05
+      collapse: {rule: fid_ratio, k: 10}   # or {rule: diverged}, {rule: none}: the two-part view's rule
+      reproduced: {value: -0.90, source: "seed 002, 4 runs"}   # optional: the magnitude to compare with
+
+`record_plan` validates it (an unknown key, metric or factor is one line naming it and the allowed
+values) and stamps it with the SHA-256 of its canonical form and the UTC time; `gan-study run` writes
+that record into study.json before the first trial starts and `resume` never changes it. `analyze`
+calls the plan's test primary only when the record is older than the study's first report.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analysis import columns as C
+from trainers import metric_keys as mk
+from trainers.errors import ConfigError, UserError
+
+OUTCOMES = (C.LOG_FID, mk.FID, C.LOG_KID, mk.KID_MEAN)
+LEVELS = ("config", "trial")
+METHODS = ("pearson", "spearman")
+DIRECTIONS = ("negative", "positive", "two-sided")
+COLLAPSE_RULES = ("fid_ratio", "diverged", "none")
+RECORD_KEYS = ("sha256", "recorded_at", "source")  # added by record_plan, not part of the declaration
+
+
+@dataclass(frozen=True)
+class AnalysisPlan:
+    """One pre-registered test and the rules that go with it (every field has a one-line meaning above)."""
+
+    outcome: str = C.LOG_FID
+    predictor: str = mk.D_LOSS_MEAN
+    level: str = "config"
+    method: str = "pearson"
+    controls: str | tuple[str, ...] = "cells"
+    direction: str = "two-sided"
+    alpha: float = 0.05
+    collapse: Mapping[str, Any] = field(default_factory=lambda: {"rule": "fid_ratio", "k": 10.0})
+    reproduced: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def sign(self) -> int:
+        """-1, +1, or 0 (two-sided) for the predicted direction."""
+        return {"negative": -1, "positive": 1}.get(self.direction, 0)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["controls"] = list(self.controls) if isinstance(self.controls, tuple) else self.controls
+        d["collapse"], d["reproduced"] = dict(self.collapse), dict(self.reproduced)
+        return d
+
+    def describe(self) -> str:
+        ctl = {"none": "no controls", "cells": "within design cells"}.get(self.controls) if isinstance(
+            self.controls, str) else "controlling for " + ", ".join(self.controls)
+        side = {"negative": "r < 0", "positive": "r > 0"}.get(self.direction, "r != 0")
+        return (f"{C.label(self.outcome)} vs {C.label(self.predictor)}, {self.method.capitalize()} r, "
+                f"{self.level} level, {ctl}; hypothesis {side}, alpha {self.alpha:g}")
+
+
+def parse_plan(raw: Any, *, factors: Mapping[str, Sequence[str]] | None = None, where: str = "analysis plan"
+               ) -> AnalysisPlan:
+    """Validate a plan mapping; `factors` maps the space's factor keys to the config fields each sets."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: must be a mapping with keys {', '.join(_fields())}")
+    raw = {k: v for k, v in raw.items() if k not in RECORD_KEYS}
+    unknown = sorted(set(raw) - set(_fields()))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(_fields())}")
+    p = {**AnalysisPlan().to_dict(), **raw}
+    _choice(where, "outcome", p["outcome"], OUTCOMES)
+    _choice(where, "predictor", p["predictor"], C.PREDICTORS)
+    _choice(where, "level", p["level"], LEVELS)
+    _choice(where, "method", p["method"], METHODS)
+    _choice(where, "direction", p["direction"], DIRECTIONS)
+    alpha = p["alpha"]
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise ConfigError(f"{where}: alpha={alpha!r} must be a number between 0 and 1 (e.g. 0.05)")
+    controls = _controls(where, p["controls"], factors)
+    collapse = _collapse(where, p["collapse"])
+    reproduced = p["reproduced"] or {}
+    if not isinstance(reproduced, Mapping) or set(reproduced) - {"value", "source"} or (
+            "value" in reproduced and not _finite(reproduced["value"])):
+        raise ConfigError(f"{where}: reproduced must be a mapping {{value: <the paper's r>, source: <text>}}")
+    return AnalysisPlan(p["outcome"], p["predictor"], p["level"], p["method"], controls, p["direction"],
+                        float(alpha), collapse, dict(reproduced))
+
+
+def plan_hash(plan: AnalysisPlan) -> str:
+    """SHA-256 of the plan's canonical JSON: what `analyze` checks the recorded declaration against."""
+    return hashlib.sha256(json.dumps(plan.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def record_plan(plan: AnalysisPlan, *, source: str) -> dict:
+    """The declaration as study.json stores it: the plan, its hash, where it came from and the UTC time."""
+    return {**plan.to_dict(), "sha256": plan_hash(plan), "source": source,
+            "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def load_plan_file(path: str | Path, *, factors: Mapping[str, Sequence[str]] | None = None) -> AnalysisPlan:
+    """A plan from a YAML file: either the plan itself or a mapping with an `analysis:` block."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"plan file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"plan file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if isinstance(raw, Mapping) and "analysis" in raw:
+        raw = raw["analysis"]
+    return parse_plan(raw, factors=factors, where=f"plan file {path}")
+
+
+def plan_differences(recorded: Mapping[str, Any], other: AnalysisPlan) -> list[str]:
+    """Keys whose value differs between a recorded declaration and another plan (for refusing a resume)."""
+    mine = {k: v for k, v in recorded.items() if k not in RECORD_KEYS}
+    theirs = other.to_dict()
+    return sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+
+
+def _fields() -> list[str]:
+    return [f.name for f in dataclasses.fields(AnalysisPlan)]
+
+
+def _choice(where: str, key: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{where}: {key}={value!r} is not allowed; allowed values: {', '.join(allowed)}")
+
+
+def _controls(where: str, value: Any, factors: Mapping[str, Sequence[str]] | None) -> str | tuple[str, ...]:
+    if value in (None, "none"):
+        return "none"
+    if value == "cells":
+        return "cells"
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{where}: controls={value!r}; allowed: none, cells, or a list of the space's factors")
+    if factors is not None:
+        for n in names:
+            if n not in factors:
+                allowed = ", ".join(sorted(factors)) or "none (the space varies no factor)"
+                raise ConfigError(f"{where}: controls names {n!r}, which the space does not vary; allowed: {allowed}")
+    return tuple(names)
+
+
+def _collapse(where: str, value: Any) -> dict:
+    if value in (None, "none"):
+        return {"rule": "none"}
+    if not isinstance(value, Mapping) or value.get("rule") not in COLLAPSE_RULES:
+        raise ConfigError(f"{where}: collapse={value!r}; allowed: {{rule: fid_ratio, k: 10}}, {{rule: diverged}}, "
+                          "{rule: none}")
+    if value["rule"] == "fid_ratio":
+        k = value.get("k", 10.0)
+        if set(value) - {"rule", "k"} or not _finite(k) or k <= 1:
+            raise ConfigError(f"{where}: collapse fid_ratio needs k > 1 (FID above k x the median configuration's)")
+        return {"rule": "fid_ratio", "k": float(k)}
+    if set(value) - {"rule"}:
+        raise ConfigError(f"{where}: collapse rule {value['rule']!r} takes no other keys")
+    return {"rule": value["rule"]}
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
