@@ -129,8 +129,8 @@ def between_share(x, y, labels, method: str = "pearson") -> float:
     total = np.sum((x - x.mean()) * (y - y.mean()))
     if total == 0:
         return float("nan")
-    frame = pd.DataFrame({"x": x, "y": y, "c": labels.astype(str)})
-    within = np.sum((x - frame.groupby("c")["x"].transform("mean")) * (y - frame.groupby("c")["y"].transform("mean")))
+    codes = _codes(labels)
+    within = np.sum((x - _cell_means(x, codes)) * (y - _cell_means(y, codes)))
     return float((total - within) / total)
 
 
@@ -138,14 +138,22 @@ def _labels(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     return config_labels(df, columns).to_numpy(dtype=object)
 
 
+def _codes(labels) -> np.ndarray:
+    return np.unique(np.asarray(labels, dtype=str), return_inverse=True)[1].ravel()
+
+
+def _cell_means(v: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    return (np.bincount(codes, weights=v) / np.bincount(codes))[codes]
+
+
 def _r2(x: np.ndarray, labels) -> float:
     """Share of x's variance explained by its cell means."""
-    frame = pd.DataFrame({"x": x, "c": np.asarray(labels, dtype=str)}).dropna()
-    total = np.sum((frame.x - frame.x.mean()) ** 2)
+    ok = np.isfinite(x)
+    x, codes = x[ok], _codes(np.asarray(labels, dtype=object)[ok])
+    total = np.sum((x - x.mean()) ** 2) if len(x) else 0.0
     if total == 0:
         return float("nan")
-    resid = frame.x - frame.groupby("c")["x"].transform("mean")
-    return float(1 - np.sum(resid**2) / total)
+    return float(1 - np.sum((x - _cell_means(x, codes)) ** 2) / total)
 
 
 def _r(x: np.ndarray, y: np.ndarray, method: str) -> float:

@@ -103,6 +103,24 @@ def test_smoke_study_fills_the_results_schema(smoke_study):
     assert json.loads((out / "study.json").read_text())["space"] == "smoke"
 
 
+def test_the_smoke_plan_is_recorded_before_the_first_report_and_analyze_calls_it_primary(smoke_study):
+    from datetime import datetime, timezone
+
+    from analysis.pipeline import analyze
+    from analysis.plan import parse_plan, plan_hash
+
+    out, _, _ = smoke_study
+    plan = json.loads((out / "study.json").read_text())["plan"]
+    assert plan["source"] == "space smoke" and plan["sha256"] == plan_hash(parse_plan(plan))
+    recorded = datetime.strptime(plan["recorded_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    first = datetime.fromtimestamp(pd.read_parquet(out / HISTORY_FILE)["timestamp"].min(), tz=timezone.utc)
+    assert recorded <= first.replace(microsecond=0)
+    result = analyze([out], n_resamples=100, n_permutations=100, include_reference=False)
+    assert result.plan.primary and "before the first report" in result.plan.why
+    assert len(result.planned) == 1 and result.planned["n_configs"].iloc[0] == 4
+    assert result.tests["primary"].iloc[0] and result.tests["primary"].sum() == 1
+
+
 def run_cli(*args: str, **kwargs) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
