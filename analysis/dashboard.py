@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from analysis import columns as C
 from analysis import figures as F
 from analysis.pipeline import Analysis
 from analysis.samples import embed_png, pick_samples
@@ -33,7 +34,8 @@ def sections(a: Analysis, color_by: str | None = None) -> list[tuple[str, str, l
     """(section id, title, figures) in page order; sections without figures are listed as skipped."""
     one = lambda fig: [fig] if fig is not None else []
     return [
-        ("dloss-fid", "FID vs D-loss mean (seed 002's claim)", F.scatter_signal(a, color_by=color_by)),
+        ("dloss-fid", "log FID vs D-loss mean (seed 002's claim)",
+         F.scatter_signal(a, target=C.LOG_FID if a.has(C.LOG_FID) else mk.FID, color_by=color_by)),
         ("matrix", "Correlation matrix (seed 002 Fig. 5)", F.heatmaps(a)),
         ("curves", "Learning curves", one(F.learning_curves(a))),
         ("within", "Within-trial correlation", one(F.within_figure(a))),
@@ -75,11 +77,23 @@ def render_dashboard(a: Analysis, *, color_by: str | None = None, title: str | N
 <body>{banner}<h1>{html.escape(title)}</h1>
 <p>Trials by status: {html.escape(counts)}. Analysed ({html.escape(", ".join(a.statuses))}): {len(a.analysed)}.
 Bootstrap: {a.n_resamples} resamples, permutation tests: {a.n_permutations}, seed {a.seed}.</p>
+<p class="note">{html.escape(_plan_line(a))}</p>
 <ul class="note">{notes}</ul>
 <nav>{"".join(nav)}</nav>
 {"".join(parts)}
 </body></html>"""
     return page, n_fig
+
+
+def _plan_line(a: Analysis) -> str:
+    """The primary test's status and result in one line (report.md has the table)."""
+    if a.plan is None:
+        return ""
+    head = {"pre-registered": "Primary test (pre-registered)", "post hoc": "The plan's test (post hoc)"}.get(
+        a.plan.status, "No primary test")
+    rows = "; ".join(f"{r.group}: r = {r.r:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}], q = {r.get('q', math.nan):.3g}, "
+                     f"{r.get('verdict', '')}" for _, r in a.planned.iterrows()) if not a.planned.empty else ""
+    return f"{head}: {a.plan.plan.describe() + '. ' if a.plan.plan else ''}{rows or a.plan.why}"
 
 
 def _samples_section(a: Analysis) -> str:

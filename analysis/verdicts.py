@@ -34,7 +34,7 @@ def verdict(lo: float, hi: float, expected_sign: int, null: float = 0.0, p: floa
         return INCONCLUSIVE, f"the CI includes {null:g}: no evidence either way at this size"
     if math.isfinite(sig) and sig > alpha:
         return INCONCLUSIVE, f"the CI excludes {null:g} but {name} = {sig:.3g} > {alpha:g}"
-    tested = f"{name} = {sig:.3g} <= {alpha:g}" if math.isfinite(sig) else "the CI alone (no test p)"
+    tested = f"{name} = {sig:.3g} <= {alpha:g}" if math.isfinite(sig) else "judged on the CI alone: no test p"
     if (1 if above else -1) != expected_sign:
         return CONTRADICTED, f"the CI excludes {null:g} on the opposite side ({tested})"
     if not math.isfinite(paper):

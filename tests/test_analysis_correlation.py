@@ -83,8 +83,9 @@ def test_configuration_level_averages_over_seeds(study):
                               partial=True, **FAST)
     cfg_rows = res.loc[(res.level == "config") & (res.group == "loss=bce")]
     assert set(cfg_rows["n"]) == {16}
-    partial = cfg_rows.loc[cfg_rows.controls != ""]
+    partial = cfg_rows.loc[cfg_rows.control_kind == "factors"]
     assert len(partial) == 1 and "config/optimizer" in partial["controls"].iloc[0]
+    assert len(cfg_rows.loc[cfg_rows.control_kind == "cells"]) == 1
     assert "config/seed" not in partial["controls"].iloc[0]
 
 

@@ -12,6 +12,16 @@ def test_findings_match_the_committed_results():
         "docs/findings.md differs from what results/ gives: run `python3 -m analysis.findings` and review the diff")
 
 
+def test_the_readme_quotes_the_pilot_as_findings_has_it():
+    import re
+
+    readme = (FINDINGS.parents[1] / "README.md").read_text()
+    quoted = re.search(r"The committed `belmekki2022_cpu` is a \*\*pilot\*\*.*?next issue\.", readme, re.S).group(0)
+    numbers = re.findall(r"r = (-?\d\.\d{3})", quoted)
+    findings = FINDINGS.read_text()
+    assert len(numbers) == 3 and all(f"| {n} [" in findings or f"r = {n} " in findings for n in numbers), numbers
+
+
 def test_the_committed_reference_study_is_complete_and_compact():
     trials = pd.read_parquet(RESULTS / B22 / "trials.parquet")
     assert len(trials) == 48 and trials[K.STATUS].isin([K.STATUS_FINISHED, K.STATUS_DIVERGED]).all()
