@@ -195,11 +195,16 @@ def test_report_functions_end_to_end_500_null_studies():
     for rep in range(500):
         trials = clustered_trials(rng)
         corr = signal_correlations(trials, targets=[mk.FID], predictors=[mk.D_LOSS_MEAN], seed=rep, **fast)
-        assert set(corr.loc[corr.level == "trial", "n_configs"]) == {N_CONFIGS}
-        assert corr.loc[corr.controls != "", "p_perm"].isna().all()  # 8 configurations: partials not shown
-        for row in corr.loc[corr.controls == ""].itertuples():
+        plain, cells = corr.loc[corr.control_kind == ""], corr.loc[corr.control_kind == "cells"]
+        assert set(plain.loc[plain.level == "trial", "n_configs"]) == {N_CONFIGS}
+        assert corr.loc[corr.control_kind == "factors", "p_perm"].isna().all()  # 8 configurations: not shown
+        assert set(cells.loc[cells.level == "trial", "n_configs"]) == {N_CONFIGS * 3}  # seeds within configurations
+        for row in plain.itertuples():
             tally(f"{row.level} {row.method} p_perm", row.p_perm)
             tally(f"{row.level} {row.method} p_param", row.p_param)
+        for row in cells.itertuples():  # within design cells keeps its size too
+            tally(f"{row.level} {row.method} cells p_perm", row.p_perm)
+            tally(f"{row.level} {row.method} cells p_param", row.p_param)
         for row in tstr_vs_fid(trials, seed=rep, **fast).itertuples():
             tally(f"tstr {row.method} p_perm", row.p_perm)
             tally(f"tstr {row.method} p_param", row.p_param)
@@ -207,7 +212,7 @@ def test_report_functions_end_to_end_500_null_studies():
         for row in eff.itertuples():
             tally(f"kruskal {row.factor}", row.kruskal_p)
     rates = {k: float(np.mean(v)) for k, v in rejections.items()}
-    assert len(rates) == 14 and all(len(v) == 500 for v in rejections.values())
+    assert len(rates) == 22 and all(len(v) == 500 for v in rejections.values())
     assert all(rate <= MAX_FPR for rate in rates.values()), rates
 
     planted = signal_correlations(clustered_trials(np.random.default_rng(1), effect=0.95), targets=[mk.FID],
