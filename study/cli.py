@@ -13,6 +13,7 @@ from trainers.errors import UserError
 
 COMMANDS = {
     "trial": ("trainers.trial_command", "train one GAN configuration without Ray"),
+    "data": ("trainers.data_command", "what a --data source holds: format, splits, classes, patients, rows left out"),
     "memory": ("trainers.memory", "measure memory per image of G and D against feature-map size (seed 002)"),
     "run": ("study.run_command", "run a study: many trials scheduled by Ray Tune"),
     "resume": ("study.resume_command", "finish an interrupted study"),
@@ -22,6 +23,7 @@ COMMANDS = {
     "tstr": ("study.tstr_command", "train-on-synthetic/test-on-real from one generator per class"),
     "reproduce": ("study.reproduce_command", "run a seed paper's experiment, analyse it, compare with the paper"),
     "analyze": ("analysis.analyze_command", "statistics, tables and an HTML dashboard from studies"),
+    "yardstick": ("study.yardstick_command", "FID floor between real samples and extractor-seed robustness of a study"),
 }
 
 

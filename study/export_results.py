@@ -1,6 +1,7 @@
 """Export a finished study's compact results for committing: `python3 -m study.export_results STUDY_DIR DEST`.
 
-Copies trials.parquet, history.parquet and study.json (kilobytes, not the checkpoints or Ray state) and
+Copies trials.parquet, history.parquet, study.json and, when `gan-study yardstick --study STUDY_DIR --out
+STUDY_DIR/yardstick.json` has run, yardstick.json (kilobytes, not the checkpoints or Ray state) and
 makes them portable: the driver-local `study_dir` and `experiment_path` are dropped from study.json
 (read_spec derives the directory from where the file is) and absolute paths beside the checkout, such as
 the data file under ../shared (study.json's data and the tables' `config/data`), become paths relative to
@@ -19,6 +20,7 @@ from trainers.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 MACHINE_LOCAL = ("study_dir", "experiment_path")
+YARDSTICK_FILE = "yardstick.json"  # analysis.yardstick.YARDSTICK_FILE
 
 
 def portable(value: Any, root: Path = REPO) -> Any:
@@ -54,6 +56,9 @@ def export_results(study_dir: str | Path, dest: str | Path, root: Path = REPO) -
         portable_table(src / name, dest / name, root)
     spec = {k: v for k, v in json.loads((src / STUDY_FILE).read_text()).items() if k not in MACHINE_LOCAL}
     (dest / STUDY_FILE).write_text(json.dumps(portable(spec, root), indent=2, sort_keys=True) + "\n")
+    if (src / YARDSTICK_FILE).is_file():  # the floor and each trial's FID under every extractor seed
+        doc = json.loads((src / YARDSTICK_FILE).read_text())
+        (dest / YARDSTICK_FILE).write_text(json.dumps(portable(doc, root), indent=1) + "\n")
     return dest
 
 

@@ -176,8 +176,10 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 
 def data_args(cfg: TrialConfig) -> dict[str, Any]:
     """The load_split arguments of a config's training split (the same call the loop makes)."""
+    from trainers.data import task_options
+
     return {"source": cfg.data, "split": "train", "resolution": cfg.resolution, "hist_eq": cfg.hist_eq,
-            "class_subset": cfg.class_subset, "limit": cfg.data_limit, "seed": cfg.seed}
+            "class_subset": cfg.class_subset, "limit": cfg.data_limit, "seed": cfg.seed, **task_options(cfg)}
 
 
 def load_train_set(cfg: TrialConfig, cache_dir: str = "") -> Any:

@@ -20,6 +20,9 @@ from trainers.layout import CHECKPOINT_DIRNAME, CHECKPOINT_FILENAME
 # restored on another node may get another device; a rerun may use more CPU threads).
 RESUMABLE_KEYS = ("device", "num_threads")
 _UNSET = "<unset>"  # a key one of two configs lacks (a checkpoint written before the key existed)
+# Keys added later whose default is exactly what every run did before them (label sheets did not exist, so every
+# older run had this task): a checkpoint lacking one holds a run with that value, and may be resumed.
+LATER_KEY_DEFAULTS = {"data_task": "Pneumonia", "data_uncertain": "exclude", "data_views": "frontal"}
 
 
 def checkpoint_path(out_dir: str | Path) -> Path:
@@ -46,6 +49,7 @@ def config_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict
 
     Empty when a run with config `current` may continue from a checkpoint holding config `saved`.
     """
+    saved = {**{k: v for k, v in LATER_KEY_DEFAULTS.items() if k in current}, **saved}
     keys = sorted((set(saved) | set(current)) - set(RESUMABLE_KEYS))
     return {k: (saved.get(k, _UNSET), current.get(k, _UNSET)) for k in keys
             if saved.get(k, _UNSET) != current.get(k, _UNSET)}

@@ -24,7 +24,9 @@ LOSSES = ("bce", "bce_minimax", "lsgan", "hinge", "wgan_gp")
 OPTIMIZERS = ("adam", "adas", "sgd", "rmsprop")
 DEVICES = ("auto", "cpu", "cuda")
 GPU_FID_EVERY = 5  # fid_every=-1 (auto) on CUDA
-EXTRACTORS = ("domain", "inception")
+EXTRACTORS = ("domain", "inception", "xrv")
+DATA_UNCERTAIN = ("exclude", "positive", "negative")  # CheXpert-coded -1.0 labels (trainers/data/sheets/task.py)
+DATA_VIEWS = ("frontal", "pa", "ap", "lateral", "all")  # frontal = PA or AP
 INCEPTION_DIMS = (64, 192, 768, 2048)
 DOWNSTREAM_PROTOCOLS = ("tstr", "augment")
 CLASSIFIERS = ("small_cnn", "resnet18", "vgg16")
@@ -61,11 +63,14 @@ class TrialConfig:
     seed: int = 0  # seeds torch, numpy and python; same seed + config on CPU = same losses
 
     # --- data
-    data: str = "phantom"  # phantom | pneumoniamnist | path to Kaggle tree or .npz
+    data: str = "phantom"  # phantom | pneumoniamnist | Kaggle tree | .npz | label-sheet folder (nih:ROOT...) | .csv
     resolution: int = 64  # image side in px; the block count follows from it
     hist_eq: bool = False  # histogram equalisation before scaling (seed 001)
     class_subset: str = ""  # "" = all classes, else one class name (e.g. NORMAL for minority augmentation)
     data_limit: int = 0  # 0 = whole training split; >0 keeps the first N (tests, smoke runs)
+    data_task: str = "Pneumonia"  # label sheets: NORMAL = "No Finding", the other class = this finding
+    data_uncertain: str = "exclude"  # CheXpert/MIMIC uncertain (-1.0) labels: exclude | positive | negative
+    data_views: str = "frontal"  # label sheets: frontal (PA, AP) | pa | ap | lateral | all
 
     # --- models
     latent_dim: int = 100  # z size
@@ -114,7 +119,7 @@ class TrialConfig:
     fid_every: int = -1
     eval_at_end: bool = True  # FID/KID/precision/recall at the end of training
     eval_samples: int = 1024  # N synthetic and N real images per FID; stored with every value
-    extractor: str = "domain"  # domain (chest-X-ray CNN, offline) | inception (pt_inception-2015-12-05)
+    extractor: str = "domain"  # domain (chest-X-ray CNN, offline) | inception (pt_inception-2015-12-05) | xrv
     inception_dims: int = 2048  # 64 | 192 | 768 | 2048
     allow_low_n: bool = False  # permit FID with N below the feature dimension
     downstream: str = ""  # comma list of tstr, augment ("" = none)
@@ -152,6 +157,11 @@ class TrialConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("device", self.device, DEVICES)
         _choice("extractor", self.extractor, EXTRACTORS)
+        _choice("data_uncertain", self.data_uncertain, DATA_UNCERTAIN)
+        _choice("data_views", self.data_views, DATA_VIEWS)
+        if not self.data_task.strip() or self.data_task.strip().lower() == "no finding":
+            raise ConfigError(f"data_task={self.data_task!r} must name a finding (e.g. Pneumonia, Effusion, "
+                              "Cardiomegaly); 'No Finding' is the NORMAL class")
         _choice("inception_dims", self.inception_dims, INCEPTION_DIMS)
         _choice("classifier", self.classifier, CLASSIFIERS)
         _choice("tstr_validation", self.tstr_validation, TSTR_VALIDATION)

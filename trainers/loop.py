@@ -244,11 +244,11 @@ def train(
     gen = seed_everything(cfg.seed)
 
     if train_set is None:
-        from trainers.data import load_split
+        from trainers.data import load_split, task_options
 
         train_set = load_split(
             cfg.data, "train", cfg.resolution, hist_eq=cfg.hist_eq, class_subset=cfg.class_subset,
-            limit=cfg.data_limit, seed=cfg.seed,
+            limit=cfg.data_limit, seed=cfg.seed, **task_options(cfg),
         )
     if len(train_set) < 1:
         from trainers.errors import DataError

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--preset", default=None, help="named configuration (see trainers/presets.py); default 'smoke'")
     src.add_argument("--config", default=None, help="flat JSON/YAML file of TrialConfig keys")
-    parser.add_argument("--data", default=None, help="phantom | pneumoniamnist | path to a Kaggle tree or .npz")
+    parser.add_argument("--data", default=None, help="phantom | pneumoniamnist | path to a Kaggle tree, .npz, "
+                                                     "label-sheet folder (nih:, chexpert:, mimic:, rsna:) or .csv")
     parser.add_argument("--out", required=True, help="output directory (re-running resumes)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, e.g. --set iterations=500 (repeatable)")

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from trainers.data import folder, npz, phantom
+from trainers.data import folder, npz, phantom, sheets
 from trainers.data.cache import cached_arrays, default_cache_dir
 from trainers.data.decode import preprocess
 from trainers.data.image_set import ImageSet, _hash
+from trainers.data.sheets import split as sheet_split
+from trainers.data.sheets.task import Task
 from trainers.data.splits import patient_id
 from trainers.errors import DataError
 
-__all__ = ["ImageSet", "load_split", "load_reference_split", "default_cache_dir", "SPLITS"]
+__all__ = ["ImageSet", "load_split", "load_reference_split", "default_cache_dir", "task_options", "SPLITS"]
 REFERENCE_SEED = 0  # the phantom drawn for reference statistics, whatever the trial's seed
 SPLITS = ("train", "val", "test")
 CACHE_VERSION = 2  # bump when preprocessing or the entry format changes (2: a directory of .npy, memory-mapped)
@@ -37,11 +39,15 @@ def load_split(
     skip_unreadable: bool = False,
     seed: int = 0,
     carve: bool = True,
+    data_task: str = Task.finding,
+    data_uncertain: str = Task.uncertain,
+    data_views: str = Task.views,
 ) -> ImageSet:
     """Load one preprocessed split.
 
     Args:
-        source: "phantom", "pneumoniamnist", a Kaggle-layout folder, or a MedMNIST-style .npz path.
+        source: "phantom", "pneumoniamnist", a Kaggle-layout folder, a MedMNIST-style .npz path, a label-sheet
+            folder (NIH ChestX-ray14, CheXpert, MIMIC-CXR-JPG, RSNA; forceable as `nih:ROOT` etc.) or a CSV manifest.
         split: "train", "val" or "test".
         resolution: output side in pixels (antialiased bicubic resize).
         hist_eq: histogram-equalise after resizing (seed 001).
@@ -52,11 +58,31 @@ def load_split(
         seed: seeds the patient-grouped validation carve and `limit`.
         carve: False keeps a carved source's train and tiny val pooled (train split only): the whole
             labelled training data, the same for every seed (see `load_reference_split`).
+        data_task, data_uncertain, data_views: how a label sheet becomes two classes (`sheets.task`); a source
+            with class folders or class labels accepts only the defaults.
     """
     if split not in SPLITS:
         raise DataError(f"split={split!r} is not allowed; allowed values: {', '.join(SPLITS)}")
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    if source == "phantom":
+    task = Task(data_task, data_uncertain, data_views)
+    sheet_format, sheet_path = sheets.resolve(source) if source not in ("phantom", "pneumoniamnist") else (None, None)
+    if sheet_format is None and task != Task():
+        raise DataError(f"data_task/data_uncertain/data_views apply to label sheets ({sheets.signatures()}); "
+                        f"{source} has fixed classes: leave them at their defaults")
+    if sheet_format is not None:
+        sheet = sheets.read_sheet(sheet_format, sheet_path, task)
+        carved = split in ("train", "val") and sheet_split.carves_validation(sheet)
+        if carved and not carve:
+            if split != "train":
+                raise DataError("carve=False applies to the train split only")
+            split_seed: int | None = None
+            source_fp = f"sheet-{sheet.fingerprint}-pooled"
+        else:
+            split_seed = seed
+            source_fp = f"sheet-{sheet.fingerprint}" + (f"-seed{seed}" if carved else "")
+        build = lambda work: _sheet_arrays(  # noqa: E731
+            sheet, split, resolution, hist_eq, skip_unreadable, split_seed, work)
+    elif source == "phantom":
         source_fp = f"phantom-v{phantom.VERSION}-seed{seed}"
         build = lambda work: _phantom_arrays(split, resolution, hist_eq, seed)  # noqa: E731
     elif source == "pneumoniamnist" or source.endswith(".npz"):
@@ -69,9 +95,13 @@ def load_split(
         root = Path(source)
         if not root.exists():
             raise DataError(
-                f"data source {source!r} does not exist; use 'phantom', 'pneumoniamnist', an .npz file "
-                "or a folder <root>/{train,val,test}/<CLASS>/<images>"
+                f"data source {source!r} does not exist; use 'phantom', 'pneumoniamnist', an .npz file, "
+                "a folder <root>/{train,val,test}/<CLASS>/<images>, a CSV manifest or a label-sheet folder "
+                f"({sheets.signatures()})"
             )
+        if root.is_dir() and not (root / "train").is_dir():
+            raise DataError(f"data folder {root} has no train/ folder and no label sheet; expected "
+                            f"<root>/{{train,val,test}}/<CLASS>/* or one of: {sheets.signatures()}")
         layout, folder_fp = folder.scan(root)
         # The seed only matters where train/val are carved by patient; test is shared across seeds.
         carved = split in ("train", "val") and folder.carves_validation(layout)
@@ -117,6 +147,7 @@ def load_reference_split(
     class_subset: str = "",
     cache_dir: str | Path | None = None,
     skip_unreadable: bool = False,
+    **task: str,
 ) -> ImageSet:
     """The FID yardstick's real images: the source's whole labelled training split.
 
@@ -126,7 +157,12 @@ def load_reference_split(
     REFERENCE_SEED draw. `class_subset` keeps one class (a NORMAL-only generator meets NORMAL images).
     """
     return load_split(source, "train", resolution, hist_eq=hist_eq, class_subset=class_subset, cache_dir=cache_dir,
-                      skip_unreadable=skip_unreadable, seed=REFERENCE_SEED, carve=False)
+                      skip_unreadable=skip_unreadable, seed=REFERENCE_SEED, carve=False, **task)
+
+
+def task_options(cfg) -> dict[str, str]:
+    """A TrialConfig's data_task, data_uncertain and data_views, as load_split keywords."""
+    return {"data_task": cfg.data_task, "data_uncertain": cfg.data_uncertain, "data_views": cfg.data_views}
 
 
 def _phantom_arrays(split: str, resolution: int, hist_eq: bool, seed: int) -> dict[str, np.ndarray]:
@@ -149,6 +185,19 @@ def _folder_arrays(layout: dict, root: Path, split: str, resolution: int, hist_e
     images, keep = folder.decode_files(paths, resolution, hist_eq, skip, work_dir=work)  # resumable shards
     patients = np.array([patient_id(p) for p, k in zip(paths, keep) if k], dtype=str)
     return _pack(images, labels[keep], names, patients, int((~keep).sum()))
+
+
+def _sheet_arrays(sheet, split: str, resolution: int, hist_eq: bool, skip: bool, seed: int | None,
+                  work: Path) -> dict:
+    index = sheet_split.split_index(sheet, split, seed)
+    paths = [Path(sheet.paths[i]) for i in index]
+    try:
+        images, keep = folder.decode_files(paths, resolution, hist_eq, skip, work_dir=work)  # resumable shards
+    except DataError as exc:  # name the sheet row too
+        row = next((sheet.where(i) for i, p in zip(index, paths) if str(p) in str(exc)), "")
+        raise DataError(f"{exc} ({row})" if row else str(exc)) from None
+    return _pack(images, sheet.labels[index][keep], sheet.class_names, sheet.patients[index][keep],
+                 int((~keep).sum()))
 
 
 def _pack(images, labels, names, patients, skipped) -> dict[str, np.ndarray]:

@@ -35,8 +35,9 @@ def patient_id(path: str | Path) -> str:
     return Path(name).stem
 
 
-def carve_validation(labels: np.ndarray, patients: list[str], num_classes: int, seed: int) -> np.ndarray:
-    """Boolean mask of the pooled images that form validation: whole patients, ~VAL_FRACTION per class.
+def carve_validation(labels: np.ndarray, patients: list[str], num_classes: int, seed: int,
+                     fraction: float = VAL_FRACTION) -> np.ndarray:
+    """Boolean mask of the pooled images that form validation: whole patients, ~`fraction` per class.
 
     Patients are drawn per class in a seeded random order until the class reaches its share; a patient
     drawn for one class goes to validation with all of their images, whatever the class.
@@ -46,7 +47,7 @@ def carve_validation(labels: np.ndarray, patients: list[str], num_classes: int, 
     chosen: set[str] = set()
     for label in range(num_classes):
         ids, counts = np.unique(patients_arr[labels == label], return_counts=True)  # sorted: deterministic
-        target, taken = VAL_FRACTION * counts.sum(), 0
+        target, taken = fraction * counts.sum(), 0
         for i in rng.permutation(len(ids)):
             if taken >= target:
                 break

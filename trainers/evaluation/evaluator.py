@@ -40,20 +40,29 @@ DIVERSITY_KIND = "diversity_kind"
 
 def reference_set(cfg: TrialConfig, cache_dir: Path | None = None) -> Any:
     """The yardstick's real images for cfg's data source, resolution and preprocessing (every class)."""
-    from trainers.data import load_reference_split
+    from trainers.data import load_reference_split, task_options
 
-    return load_reference_split(cfg.data, cfg.resolution, hist_eq=cfg.hist_eq, cache_dir=cache_dir)
+    return load_reference_split(cfg.data, cfg.resolution, hist_eq=cfg.hist_eq, cache_dir=cache_dir,
+                                **task_options(cfg))
 
 
-def build_extractor(cfg: TrialConfig, reference: Any, device: torch.device | str, cache_dir: Path) -> Any:
-    """cfg's feature extractor; the domain one is trained on `reference` (all classes) once per dataset."""
+def build_extractor(cfg: TrialConfig, reference: Any, device: torch.device | str, cache_dir: Path, *,
+                    seed: int = 0) -> Any:
+    """cfg's feature extractor; the domain one is trained on `reference` (all classes) once per dataset.
+
+    `seed` seeds the domain extractor's initialisation and training (trials use 0; the yardstick's
+    extractor-seed check retrains with others); a pretrained extractor has none and ignores it."""
     if cfg.extractor == "inception":
         from trainers.evaluation.feature_inception import InceptionExtractor
 
         return InceptionExtractor(cfg.inception_dims, device)
+    if cfg.extractor == "xrv":
+        from trainers.evaluation.feature_xrv import XrvExtractor
+
+        return XrvExtractor(device)
     from trainers.evaluation.feature_domain import DomainExtractor
 
-    return DomainExtractor(reference, cache_dir, device, seed=0, hist_eq=cfg.hist_eq)
+    return DomainExtractor(reference, cache_dir, device, seed=seed, hist_eq=cfg.hist_eq)
 
 
 class Evaluator:

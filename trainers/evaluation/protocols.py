@@ -107,9 +107,10 @@ def tstr(cfg: TrialConfig, sampler: Sampler, real_train: Any, real_val: Any, rea
 
 def real_splits(cfg: TrialConfig) -> tuple[Any, Any, Any]:
     """The real train (all classes, cfg.data_limit), val and test splits at the trial's resolution."""
-    from trainers.data import load_split
+    from trainers.data import load_split, task_options
 
-    split = lambda s, **kw: load_split(cfg.data, s, cfg.resolution, hist_eq=cfg.hist_eq, seed=cfg.seed, **kw)  # noqa: E731
+    split = lambda s, **kw: load_split(cfg.data, s, cfg.resolution, hist_eq=cfg.hist_eq, seed=cfg.seed,  # noqa: E731
+                                       **task_options(cfg), **kw)
     return split("train", limit=cfg.data_limit), split("val"), split("test")
 
 
