@@ -431,7 +431,17 @@ def _downstream_groups(study: str, trials: pd.DataFrame) -> list[tuple[str, tupl
 
 
 def _yardstick(results: Path) -> list[str]:
-    return []
+    """The pilot's yardstick from its committed floor (nothing computed, so the same on every machine)."""
+    from analysis.yardstick import render_yardstick_markdown, study_robustness, yardstick_for_trials
+
+    trials = load_studies([results / B22]).analysed()
+    entries = yardstick_for_trials(trials, compute=False, cached=False, results=results)
+    text = render_yardstick_markdown(entries, trials, robustness=study_robustness([results / B22]),
+                                     heading="## The yardstick: how far is the pilot's FID from real-vs-real?")
+    return [text.rstrip(), "", "The pilot kept no generators (exported results hold no checkpoints), so neither its FID "
+            "against the held-out test split nor the extractor-seed check can be computed for it; a study that "
+            "keeps its trial directories is re-scored by `gan-study yardstick --study DIR --out DIR/yardstick.json`, "
+            "and exported results keep that file.", ""]
 
 
 def _surprises(trials, finished, table, tests, effects) -> list[str]:

@@ -71,6 +71,8 @@ class Analysis:
     collapse_factors: pd.DataFrame = field(default_factory=pd.DataFrame)  # rate per factor level
     not_collapsed: pd.DataFrame = field(default_factory=pd.DataFrame)  # log FID vs D-loss among runs that did not
     duplicates: list[str] = field(default_factory=list)  # tests dropped from the family as identical to another
+    yardstick: list = field(default_factory=list)  # analysis.yardstick.YardstickEntry per FID measurement setting
+    robustness: dict = field(default_factory=dict)  # extractor-seed re-scoring (DIR/yardstick.json), by extractor
     measurements: list[str] = field(default_factory=list)  # FID/KID measurement settings, when several
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -92,12 +94,14 @@ def analyze(
     seed: int = 0,
     include_reference: bool = True,
     plan: AnalysisPlan | None = None,
+    yardstick: bool = True,
 ) -> Analysis:
     """Load study dirs and compute every statistic the report and dashboard show.
 
     `plan`: an analysis plan supplied now, after the data (`analyze --plan`): its test is run and labelled
     post hoc. Without it, the plan the studies recorded in study.json is primary if it predates their
-    first report.
+    first report. `yardstick`: compute the real-vs-real FID floor of each measurement setting when no
+    committed or cached one exists (False: use those only; nothing is trained).
     """
     start = time.perf_counter()
     data = load_studies(dirs)
@@ -119,6 +123,7 @@ def analyze(
                                               primary=a.plan.primary, not_collapsed=a.not_collapsed)
         if not a.planned.empty:
             a.planned = judge(a.planned, a.plan.plan)
+        _yardstick(a, compute=yardstick)
     a.memory_curves = memory_curves(data.memory)
     a.bn_saving = bn_saving(data.memory)
     if a.memory_curves.empty:
@@ -154,6 +159,20 @@ def _collapse(a: Analysis, kw: dict) -> None:
     a.analysed[C.COLLAPSED] = pd.to_numeric(flags, errors="coerce").astype(float)
     a.collapse_configs = collapse_table(a.analysed, flags, a.data.factors)
     a.collapse_factors = collapse_by_factor(a.analysed, flags, a.data.factors, **kw)
+
+
+def _yardstick(a: Analysis, *, compute: bool) -> None:
+    """The validated yardstick for the extractor(s) the study used: floor, relative FID, extractor-seed check."""
+    if not a.has(mk.FID):
+        return
+    from analysis.yardstick import study_robustness, yardstick_for_trials
+
+    a.yardstick = yardstick_for_trials(a.analysed, compute=compute)
+    a.robustness = study_robustness(a.data.dirs)
+    missing = [e for e in a.yardstick if e.floor is None]
+    if missing:
+        a.notes.append("no yardstick (real-vs-real floor) for " + "; ".join(f"{e.study_extractor}: {e.reason}"
+                                                                           for e in missing))
 
 
 def _planned(a: Analysis) -> None:

@@ -25,8 +25,8 @@ _PRIMARY_TAG = " (the primary test)"
 def render_report(a: Analysis) -> str:
     """The whole Markdown report: title, primary test, study and methods, then exploratory sections."""
     parts = [f"# GAN study analysis: {', '.join(a.data.names)}", _primary(a), _header(a), _exploratory(a),
-             _claim(a), _collapse(a), _matrices(a), _within(a), _table1(a), _factors(a), _budget(a), _downstream(a),
-             _memory(a), _reference(a), _notes(a)]
+             _claim(a), _collapse(a), _yardstick(a), _matrices(a), _within(a), _table1(a), _factors(a), _budget(a),
+             _downstream(a), _memory(a), _reference(a), _notes(a)]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
@@ -186,6 +186,15 @@ def _collapse(a: Analysis) -> str:
         out.append("Log FID vs D-loss mean among runs that did not collapse (configuration means of those runs):\n\n"
                    + markdown_table(_labelled(n[cols].assign(controls=n["controls"]))))
     return "\n\n".join(out)
+
+
+def _yardstick(a: Analysis) -> str:
+    if not a.yardstick:
+        return ""
+    from analysis.yardstick import render_yardstick_markdown
+
+    return render_yardstick_markdown(a.yardstick, a.analysed, robustness=a.robustness,
+                                     heading=f"## 1c. Yardstick: the extractor's real-vs-real floor {EXPLORATORY}").rstrip()
 
 
 def _matrices(a: Analysis) -> str:
