@@ -145,3 +145,18 @@ def test_gpu_fid_path_samples_and_extracts_on_device():
     real = reference_set(cfg).to_tensor()[:64]
     m = calculate_metrics(real, fake.cpu(), extractor=dc._UntrainedDomain(32, "cuda"))
     assert m[K.FID] >= 0 and m[K.EVAL_N] == 64
+
+
+def test_the_script_runs_the_project_venv_not_the_first_python3_on_path(tmp_path):
+    """A fresh machine's system python3 has no torch: with $PYTHON unset the script must take .venv/bin/python."""
+    if not (ROOT / ".venv" / "bin" / "python").is_file():
+        pytest.skip("no .venv in this checkout (the README's first command makes it)")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python3").write_text("#!/bin/sh\necho 'the system python3 was used' >&2\nexit 97\n")
+    (fake / "python3").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON"}
+    env["PATH"] = f"{fake}{os.pathsep}{env.get('PATH', '')}"
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "device_check.sh"), "--help"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "--dry-run" in proc.stdout, proc.stderr[-2000:]
