@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="leave out the seed 002 Table I reference analysis (included by default)")
     parser.add_argument("--reference", dest="reference", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(reference=True)
+    parser.add_argument("--no-yardstick", dest="yardstick", action="store_false",
+                        help="do not compute a missing real-vs-real FID floor (committed and cached ones still show; "
+                             "`gan-study yardstick` computes one)")
     parser.add_argument("--plan", type=Path, default=None, metavar="FILE",
                         help="an analysis plan written after the data (YAML, analysis/plan.py): its test is run and "
                              "labelled post hoc; a plan recorded in study.json before the first report is primary")
@@ -50,7 +53,8 @@ def main(args: argparse.Namespace) -> int:
     out: Path = args.out
     result, n_fig, csvs = analyze_into(args.study_dirs, out, statuses=statuses, n_resamples=args.resamples,
                                        n_permutations=args.permutations, seed=args.seed, color_by=args.color_by,
-                                       include_reference=args.reference, plan_file=args.plan)
+                                       include_reference=args.reference, plan_file=args.plan,
+                                       yardstick=args.yardstick)
     counts = ", ".join(f"{k} {v}" for k, v in result.data.status_counts().items()) or "no trial table"
     print(f"analysed {len(result.analysed)} trials ({counts}) in {time.perf_counter() - start:.1f} s")
     print(f"wrote {out / 'dashboard.html'} ({n_fig} figures), {out / 'report.md'}, {len(csvs)} CSVs in {out / 'csv'}")
@@ -61,7 +65,8 @@ def main(args: argparse.Namespace) -> int:
 
 def analyze_into(study_dirs: Iterable[str | Path], out: Path, *, statuses: tuple[str, ...] = DEFAULT_STATUSES,
                  n_resamples: int = 2000, n_permutations: int = 2000, seed: int = 0, color_by: str | None = None,
-                 include_reference: bool = True, plan_file: str | Path | None = None) -> Written:
+                 include_reference: bool = True, plan_file: str | Path | None = None,
+                 yardstick: bool = True) -> Written:
     """Check the options as the CLI does, analyse the studies and write OUT/dashboard.html, report.md, csv/
     (shared by `gan-study analyze` and `Study.analyze` of the Python API)."""
     unknown = sorted(set(statuses) - set(STATUSES))
@@ -75,7 +80,7 @@ def analyze_into(study_dirs: Iterable[str | Path], out: Path, *, statuses: tuple
 
         plan = load_plan_file(plan_file)
     result = analyze(study_dirs, statuses=statuses, n_resamples=n_resamples, n_permutations=n_permutations,
-                     seed=seed, include_reference=include_reference, plan=plan)
+                     seed=seed, include_reference=include_reference, plan=plan, yardstick=yardstick)
     n_fig, csvs = write_analysis(result, out, color_by=color_by)
     return Written(result, n_fig, csvs)
 

@@ -269,7 +269,7 @@ class LiveDashboard:
             with warnings.catch_warnings():  # small samples warn every time: not for a terminal every 10 s
                 warnings.simplefilter("ignore")
                 result = analyze([self.study_dir], n_resamples=self.resamples, n_permutations=self.resamples,
-                                 include_reference=False)
+                                 include_reference=False, yardstick=False)
                 return render_dashboard(result, title=title, head=head, banner=banner)[0]
         except DataError:
             message = "No results yet: figures appear here once trials report."

@@ -83,7 +83,7 @@ def test_the_hash_changes_with_any_key_and_differences_are_named():
 
 def test_analyze_calls_an_edited_record_post_hoc_and_a_plan_given_later_post_hoc(tmp_path, capsys):
     study = make_study(tmp_path, plan={"outcome": "fid", "controls": "none", "direction": "negative"},
-                       with_memory=False)
+                       with_memory=False, seeds=(0,), losses=("bce",))
     spec = json.loads((study / "study.json").read_text())
     spec["plan"]["alpha"] = 0.5  # edited after the fact: the hash no longer matches
     (study / "study.json").write_text(json.dumps(spec))

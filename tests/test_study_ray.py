@@ -119,6 +119,8 @@ def test_the_smoke_plan_is_recorded_before_the_first_report_and_analyze_calls_it
     assert result.plan.primary and "before the first report" in result.plan.why
     assert len(result.planned) == 1 and result.planned["n_configs"].iloc[0] == 4
     assert result.tests["primary"].iloc[0] and result.tests["primary"].sum() == 1
+    floor = result.yardstick[0].floor  # the smoke study's own extractor, floor computed here
+    assert floor is not None and floor.rows and all(r.fid_mean >= 0 for r in floor.rows if not r.skipped)
 
 
 def run_cli(*args: str, **kwargs) -> subprocess.Popen:
