@@ -24,6 +24,7 @@ from scipy import stats
 from analysis import columns as C
 from analysis.groups import config_labels, configuration_codes, configuration_key, varied
 from analysis.partial import MAX_LEVELS_AS_DUMMIES
+from analysis.stats import CorrResult, corr_test
 
 MIN_CELL_DOF = 4  # configurations beyond the cells: the partial r then has >= 3 residual degrees of freedom
 EXPLAINED = 0.9  # share of the predictor's between-configuration variance the cells should account for
@@ -97,6 +98,14 @@ def design_cells(units: pd.DataFrame, factors: Sequence[str], predictor: str, *,
     labels = _labels(units, chosen)
     return Cells(labels, chosen, "the full crossing is saturated: the factors that explain the predictor, added "
                  f"in order of variance explained until {EXPLAINED:.0%}", _r2(x, labels))
+
+
+def within_cells(x, y, cells: Cells, **kw) -> CorrResult:
+    """`corr_test` with cell fixed effects. Cells without factor columns are configurations (trial level):
+    under H0 seeds are exchangeable within their configuration, so they are permuted and resampled there."""
+    if not cells.columns:
+        kw.update(clusters=np.arange(len(cells.labels)), strata=cells.labels)
+    return corr_test(x, y, covariates=cells.dummies(), **kw)
 
 
 def leave_one_cell_out(x, y, labels, method: str = "pearson") -> dict:

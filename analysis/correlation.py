@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import columns as C
-from analysis.cells import Cells, between_share, design_cells, leave_one_cell_out
+from analysis.cells import Cells, between_share, design_cells, leave_one_cell_out, within_cells
 from analysis.groups import (LEVELS, at_level, configuration_codes, is_pooled, loss_groups, measurement_labels,
                              zscore_within)
 from analysis.partial import control_columns, design_matrix
@@ -74,7 +74,7 @@ def signal_correlations(
                         res = corr_test(sub[predictor], sub[target], **kw)
                         rows.append({**base, "controls": "", "control_kind": "", **res.as_row()})
                         if cells is not None and controlled:
-                            rows.append({**base, **_cell_row(sub, predictor, target, cells, level, design, kw)})
+                            rows.append({**base, **_cell_row(sub, predictor, target, cells, kw)})
                         if design.matrix is None or not controlled:
                             continue
                         # Partial r needs spare degrees of freedom; a saturated fit says nothing.
@@ -90,13 +90,9 @@ def signal_correlations(
     return pd.DataFrame(rows)
 
 
-def _cell_row(sub: pd.DataFrame, predictor: str, target: str, cells: Cells, level: str, design: _GroupDesign,
-              kw: dict) -> dict:
+def _cell_row(sub: pd.DataFrame, predictor: str, target: str, cells: Cells, kw: dict) -> dict:
     """The test within design cells, with leave-one-cell-out r and the share of the association between cells."""
-    kw = dict(kw)
-    if level == "trial":  # cells are configurations: under H0 seeds are exchangeable within their configuration
-        kw.update(clusters=np.arange(len(sub)), strata=cells.labels)
-    res = corr_test(sub[predictor], sub[target], covariates=cells.dummies(), **kw).as_row()
+    res = within_cells(sub[predictor], sub[target], cells, **kw).as_row()
     x, y = sub[predictor].to_numpy(float), sub[target].to_numpy(float)
     return {"controls": "cells: " + " x ".join(map(C.label, cells.columns or ["configuration"])),
             "control_kind": "cells", "cells": cells.describe(), "n_cells": cells.n_cells, "cells_r2": cells.r2,

@@ -20,13 +20,13 @@ import pandas as pd
 
 from analysis import columns as C
 from analysis import reference as ref
-from analysis.cells import between_share, design_cells, leave_one_cell_out
+from analysis.cells import between_share, design_cells, leave_one_cell_out, within_cells
 from analysis.collapse import DEFAULT_RULE, collapse_by_factor, collapse_flags, describe_rule
 from analysis.comparison import COMPARATORS, HEADER, fmt, trial_mean, verdict
 from analysis.downstream import SEED001_GAIN_POINTS, baseline_values
 from analysis.family import drop_duplicate_tests
 from analysis.groups import at_level
-from analysis.load import load_studies, with_log_scale
+from analysis.load import load_studies
 from analysis.primary import plan_status
 from analysis.proxy import early_proxy as proxy_study, render_proxy_markdown
 from analysis.verdicts import is_reproduced
@@ -48,11 +48,11 @@ PROXY_FRACTIONS = (0.10, 0.25)
 
 
 def load(study: str = B22, results: Path = RESULTS) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(trials with log FID/KID, history, study.json) of one committed study."""
+    """(trials, history, study.json) of one committed study."""
     data = load_studies([results / study])
     spec = json.loads((results / study / "study.json").read_text())
     spec["plan_status"] = plan_status(data.dirs, data.history)
-    return with_log_scale(data.trials), data.history, spec
+    return data.trials, data.history, spec
 
 
 def config_table(trials: pd.DataFrame) -> pd.DataFrame:
@@ -80,8 +80,8 @@ def config_corr(trials: pd.DataFrame, x: str, y: str, *, method: str = "pearson"
     """
     conf = at_level(trials, "config", [x, y]).dropna(subset=[x, y]).reset_index(drop=True)
     design = design_cells(conf, list(FACTOR_COLUMNS), x) if cells else None
-    res = corr_test(conf[x], conf[y], method=method, covariates=None if design is None else design.dummies(),
-                    n_resamples=N_RESAMPLES, n_permutations=N_RESAMPLES, seed=SEED)
+    kw = {"method": method, "n_resamples": N_RESAMPLES, "n_permutations": N_RESAMPLES, "seed": SEED}
+    res = corr_test(conf[x], conf[y], **kw) if design is None else within_cells(conf[x], conf[y], design, **kw)
     res.cells = design
     if design is not None:
         res.between = between_share(conf[x], conf[y], design.labels, method)
@@ -93,8 +93,7 @@ def trial_within_configurations(trials: pd.DataFrame, x: str, y: str):
     """r across seeds within configurations (configuration fixed effects; seeds permuted within them)."""
     t = trials.dropna(subset=[x, y]).reset_index(drop=True)
     design = design_cells(t, list(FACTOR_COLUMNS), x, level="trial")
-    return corr_test(t[x], t[y], covariates=design.dummies(), clusters=np.arange(len(t)), strata=design.labels,
-                     n_resamples=N_RESAMPLES, n_permutations=N_RESAMPLES, seed=SEED)
+    return within_cells(t[x], t[y], design, n_resamples=N_RESAMPLES, n_permutations=N_RESAMPLES, seed=SEED)
 
 
 def variance_share(trials: pd.DataFrame, column: str) -> float:  # noqa: D401

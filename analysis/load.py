@@ -56,7 +56,7 @@ class StudyData:
         if self.trials.empty:
             return self.trials
         keep = self.trials[mk.STATUS].astype(str).isin(set(statuses))
-        return with_log_scale(self.trials.loc[keep].reset_index(drop=True))
+        return self.trials.loc[keep].reset_index(drop=True)
 
     def has(self, column: str, statuses: Iterable[str] = DEFAULT_STATUSES) -> bool:
         """True when at least one analysed trial has a value for `column`."""
@@ -113,7 +113,7 @@ def load_studies(dirs: Iterable[str | Path]) -> StudyData:
         warnings.append(f"{TRIALS_FILE} has no '{mk.STATUS}' column: every trial is taken as finished")
         trial_table[mk.STATUS] = mk.STATUS_FINISHED
     if not trial_table.empty:
-        trial_table = trial_table.drop_duplicates(C.TRIAL_KEY, keep="last").reset_index(drop=True)
+        trial_table = with_log_scale(trial_table.drop_duplicates(C.TRIAL_KEY, keep="last").reset_index(drop=True))
     if not history.empty and C.TIMESTAMP in history.columns:
         history = history.sort_values([C.TRIAL_KEY, C.TIMESTAMP], kind="stable").reset_index(drop=True)
     return StudyData(paths, history, trial_table, _concat(memories), warnings, declared)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import columns as C
-from analysis.cells import Cells, design_cells
+from analysis.cells import Cells, design_cells, within_cells
 from analysis.groups import at_level, config_labels, configuration_codes, is_pooled, loss_groups
 from analysis.plan import AnalysisPlan, parse_plan, plan_hash
 from analysis.stats import corr_test
@@ -87,14 +87,12 @@ def planned_test(trials: pd.DataFrame, plan: AnalysisPlan, factors: list[str], *
         kw = {"method": plan.method, "n_resamples": n_resamples, "n_permutations": n_permutations, "seed": seed}
         if plan.level == "trial":
             kw.update(clusters=configuration_codes(sub))
-        covariates, controls = None, "none"
         if cells is not None:
-            covariates, controls = cells.dummies(), cells.describe()
-            if plan.level == "trial" and not cells.columns:
-                kw.update(clusters=np.arange(len(sub)), strata=cells.labels)
-        elif plan.controls != "none":
-            controls = "not possible: too few configurations beyond the cells; the plain test is reported"
-        res = corr_test(sub[x], sub[y], covariates=covariates, **kw)
+            res, controls = within_cells(sub[x], sub[y], cells, **kw), cells.describe()
+        else:
+            res = corr_test(sub[x], sub[y], **kw)
+            controls = "none" if plan.controls == "none" else ("not possible: too few configurations beyond the "
+                                                               "cells; the plain test is reported")
         rows.append({"group": group, "test": plan.describe(), "level": plan.level,
                      "unit": "configuration" if plan.level == "config" else "trial", "target": y, "predictor": x,
                      "controls": controls, **res.as_row()})

@@ -184,7 +184,7 @@ def _collapse(a: Analysis) -> str:
     if not n.empty:
         cols = [x for x in [*CORR_COLUMNS, "cells", "between_share", "note"] if x in n.columns]
         out.append("Log FID vs D-loss mean among runs that did not collapse (configuration means of those runs):\n\n"
-                   + markdown_table(_labelled(n[cols].assign(controls=n["controls"]))))
+                   + markdown_table(_labelled(n[cols])))
     return "\n\n".join(out)
 
 

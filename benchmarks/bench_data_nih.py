@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +83,7 @@ def main() -> None:
 
 def write_nih(root: Path, size: int) -> None:
     """The NIH-shaped folder, written once (a marker file says it is complete)."""
-    from PIL import Image
+    from bench_data_scale import write_pngs
 
     from trainers.data import phantom
 
@@ -117,15 +116,6 @@ def write_nih(root: Path, size: int) -> None:
     (root / "Data_Entry_2017.csv").write_text("\n".join(rows) + "\n")
     (root / "train_val_list.txt").write_text("\n".join(train_val) + "\n")
     (root / "test_list.txt").write_text("\n".join(test) + "\n")
-    todo = [s for s in range(0, ROWS, CHUNK) if not all(p.is_file() for p, _ in jobs[s:s + CHUNK])]
-    print(f"writing {ROWS} phantom PNGs at {size} px to {root} ({len(todo)} chunks)", file=sys.stderr)
-
-    def save(path: Path, image: np.ndarray) -> None:
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        Image.fromarray(image).save(tmp)
-        os.replace(tmp, path)
-
-    t = time.perf_counter()
     # Rendering 112,120 phantoms would take an hour on 2 cores: render POOL per class once and vary each file
     # (shifted by its row), so files differ and decode as real, distinct PNGs.
     pool_images = phantom.render(np.repeat([0, 1], POOL), size, np.random.default_rng(11))
@@ -133,13 +123,8 @@ def write_nih(root: Path, size: int) -> None:
     def image(i: int, label: int) -> np.ndarray:
         return np.roll(pool_images[label * POOL + i % POOL], (i // POOL) % 23 - 11, axis=1)
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for done, s in enumerate(todo, 1):
-            chunk = jobs[s:s + CHUNK]
-            images = [image(s + j, lab) for j, (_, lab) in enumerate(chunk)]
-            list(pool.map(save, [p for p, _ in chunk], images))
-            if done % 40 == 0 or done == len(todo):
-                print(f"  {done}/{len(todo)} chunks, {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    write_pngs(jobs, lambda s, chunk: [image(s + j, lab) for j, (_, lab) in enumerate(chunk)],
+               f"{ROWS} phantom PNGs at {size} px to {root}", CHUNK)
     marker.write_text(f"{ROWS} {size} v{phantom.VERSION}")
 
 

@@ -158,14 +158,35 @@ def _mib(reports: list[dict], key: str) -> str:
     return f"{_sum(reports, key) / 2**20:8.1f} MiB"
 
 
-def write_tree(root: Path, n: int, resolution: int) -> None:
-    """A phantom Kaggle tree (90% train, 10% test; 25.6% NORMAL), written once and reused.
+def write_pngs(jobs: list[tuple[Path, int]], render, what: str, size: int = CHUNK) -> None:
+    """Write the missing (path, label) PNGs in chunks of `size`: `render(start, chunk)` gives a chunk's images.
 
-    Each file is written under a hidden temp name (ignored by the loader) and renamed, so an interrupted
+    Each file is written under a hidden temp name (ignored by the loaders) and renamed, so an interrupted
     write leaves only complete files and the next run fills in the rest.
     """
     from PIL import Image
 
+    todo = [s for s in range(0, len(jobs), size) if not all(p.is_file() for p, _ in jobs[s:s + size])]
+    if not todo:
+        return
+    print(f"writing {what} ({len(todo)} chunks of {size})", file=sys.stderr)
+
+    def save(path: Path, image: np.ndarray) -> None:
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        Image.fromarray(image).save(tmp)
+        os.replace(tmp, path)
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PNG compression releases the GIL
+        for done, s in enumerate(todo, 1):
+            chunk = jobs[s:s + size]
+            list(pool.map(save, [p for p, _ in chunk], render(s, chunk)))
+            if done % 40 == 0 or done == len(todo):
+                print(f"  {done}/{len(todo)} chunks, {time.perf_counter() - t:.0f} s", file=sys.stderr)
+
+
+def write_tree(root: Path, n: int, resolution: int) -> None:
+    """A phantom Kaggle tree (90% train, 10% test; 25.6% NORMAL), written once and reused (`write_pngs`)."""
     from trainers.data import phantom
 
     marker = root / ".complete"
@@ -182,24 +203,9 @@ def write_tree(root: Path, n: int, resolution: int) -> None:
             for i in range(k):
                 jobs.append((d / f"person{patient + i // PER_PATIENT}_{kind}_{i}.png", label))
             patient += k // PER_PATIENT + 1
-    todo = [s for s in range(0, len(jobs), CHUNK) if not all(p.is_file() for p, _ in jobs[s:s + CHUNK])]
-    if todo:
-        print(f"writing {len(jobs)} phantom images at {resolution} px to {root} ({len(todo)} chunks of {CHUNK})",
-              file=sys.stderr)
-
-    def save(path: Path, image: np.ndarray) -> None:
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        Image.fromarray(image).save(tmp)
-        os.replace(tmp, path)
-
-    t = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PNG compression releases the GIL
-        for done, s in enumerate(todo, 1):
-            chunk = jobs[s:s + CHUNK]
-            images = phantom.render(np.array([lab for _, lab in chunk]), resolution, np.random.default_rng([7, s]))
-            list(pool.map(save, [p for p, _ in chunk], images))
-            if done % 40 == 0 or done == len(todo):
-                print(f"  {done}/{len(todo)} chunks, {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    write_pngs(jobs, lambda s, chunk: phantom.render(np.array([lab for _, lab in chunk]), resolution,
+                                                     np.random.default_rng([7, s])),
+               f"{len(jobs)} phantom images at {resolution} px to {root}")
     marker.write_text(f"{n} {resolution} v{phantom.VERSION}")
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from local_processes import command_lines_with, free_ports  # tests/ is on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 ONPREM = REPO / "cluster.onprem.yaml"
@@ -62,12 +63,6 @@ def test_same_install_and_start_commands_as_the_aws_cluster(onprem, aws):
     assert "GAN_STUDY_STORAGE=/" in onprem["setup_commands"][1]
     assert "GAN_STUDY_STORAGE=s3://" in aws["setup_commands"][1]
     assert onprem["setup_commands"][2] == aws["setup_commands"][2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_in_use(port: int) -> bool:
@@ -139,7 +134,7 @@ def launcher_config(onprem: dict, root: Path, key: Path) -> dict:
     cfg["auth"] = {"ssh_user": "root", "ssh_private_key": str(key)}
     cfg["setup_commands"] = [c.replace("/mnt/shared/gan-study", str(root / "storage")) for c in cfg["setup_commands"]]
     # Other Ray instances may run on this machine: the head takes free ports instead of Ray's defaults.
-    gcs, objects, dashboard, agent = (free_port() for _ in range(4))
+    gcs, objects, dashboard, agent = free_ports(4)
     cfg["head_start_ray_commands"] = [
         c.replace("--port=6379", f"--port={gcs}").replace("--object-manager-port=8076",
                                                          f"--object-manager-port={objects}")
@@ -156,16 +151,7 @@ def setup_stamp(install_command: str) -> str:
 
 
 def ray_processes_under(path: Path) -> list[str]:
-    marker = str(path).encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:  # not a process, or gone
-            continue
-        if marker in cmdline and b"ray" in cmdline:
-            found.append(cmdline.replace(b"\0", b" ")[:200].decode(errors="replace"))
-    return found
+    return command_lines_with(str(path).encode(), b"ray")
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from local_processes import command_lines_with, free_ports  # tests/ is on sys.path
 from study.tables import JOURNAL_FILE, TRIALS_FILE, read_journal
 from trainers import metric_keys as K
 
@@ -26,16 +27,6 @@ SBATCH = REPO / "cluster" / "slurm.sbatch"
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "scontrol", "scancel", "sinfo", "unshare")
 CPUS = os.cpu_count() or 1
 JOB_TIMEOUT_S = 900  # the smoke study takes ~40 s on 2 idle cores; a shared machine can be many times slower
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def slurm_conf(root: Path, ctld_port: int, slurmd_port: int) -> str:
@@ -159,16 +150,7 @@ def reports(study: Path) -> list[tuple[str, int]]:
 
 def ray_processes_of(job_id: str) -> list[str]:
     """Processes of this job's Ray: its temp dir /tmp/ray-JOBID is on their command lines."""
-    marker = f"/tmp/ray-{job_id}/".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:  # not a process, or gone
-            continue
-        if marker in cmdline:
-            found.append(cmdline.replace(b"\0", b" ")[:200].decode(errors="replace"))
-    return found
+    return command_lines_with(f"/tmp/ray-{job_id}/".encode())
 
 
 def test_smoke_study_finishes_across_a_requeue(slurm, tmp_path):
