@@ -11,7 +11,8 @@ from trainers import metric_keys as mk
 from trainers.config import TrialConfig
 
 CONFIG_PREFIX = "config/"
-CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialConfig)) | {"ttur"}
+CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialConfig)) | {"ttur", "design_id"}
+CELL_PREFIX = "cell/"  # a design cell's level per factor (study.tables.CELL_PREFIX)
 
 
 def cfg(field: str) -> str:
@@ -65,6 +66,8 @@ LOG_KID = "log_kid_mean"
 LOG_OF = {LOG_FID: mk.FID, LOG_KID: mk.KID_MEAN}
 TARGETS = (LOG_FID, LOG_KID, mk.FID, mk.KID_MEAN)
 RAW_TARGETS = (mk.FID, mk.KID_MEAN)
+# D(x) - D(G(z)) at the trial's last report (seed 003's gap; a plan may test it, analysis.load adds it).
+D_GAP = "d_gap"
 COLLAPSED = "collapsed"  # 1 = the run collapsed under the study's rule (analysis.collapse); its config mean is the rate
 CURVES = (mk.LOSS_D, mk.LOSS_G, mk.D_X, mk.D_G_Z, mk.FID)
 
@@ -85,6 +88,7 @@ LABELS = {
     mk.G_LOSS_MEAN: "G-loss mean",
     mk.D_X: "D(x)",
     mk.D_G_Z: "D(G(z))",
+    D_GAP: "D(x) - D(G(z))",
     mk.T0: "T0",
     mk.LOSS_D: "D loss",
     mk.LOSS_G: "G loss",

@@ -71,6 +71,8 @@ def with_log_scale(trials: pd.DataFrame) -> pd.DataFrame:
         if raw in out.columns:
             v = pd.to_numeric(out[raw], errors="coerce").astype(float)
             out[log_col] = np.log(v.where(v > 0))
+    if mk.D_X in out.columns and mk.D_G_Z in out.columns:
+        out[C.D_GAP] = pd.to_numeric(out[mk.D_X], errors="coerce") - pd.to_numeric(out[mk.D_G_Z], errors="coerce")
     return out
 
 

@@ -7,11 +7,19 @@ A plan is an `analysis:` block in the space YAML or a YAML file given to `gan-st
       predictor: d_loss_mean    # a training signal (analysis.columns.PREDICTORS)
       level: config             # config (seeds averaged: the configuration is the unit) | trial
       method: pearson           # pearson | spearman
-      controls: cells           # none | cells (design-cell fixed effects, analysis.cells) | [factor, ...]
+      controls: cells           # none | cells (within the named cells, below) | [factor, ...]
+      cells: [optimizer, activation, ttur]   # the design cells, named before the data (never data-chosen)
       direction: negative       # the sign the hypothesis predicts: negative | positive | two-sided
       alpha: 0.05
       collapse: {rule: fid_ratio, k: 10}   # or {rule: diverged}, {rule: none}: the two-part view's rule
       reproduced: {value: -0.90, source: "seed 002, 4 runs"}   # optional: the magnitude to compare with
+      smallest_effect: 0.3      # |r| of the smallest effect of interest: TOST and the design's power use it
+      excludes: [results/belmekki2022_cpu]   # earlier studies: no (configuration, seed) pair may repeat
+      secondary:                # tests declared with the plan (q-values over them); everything else exploratory
+        - {kind: correlation, outcome: log_fid, predictor: d_gap}
+        - {kind: rank_fidelity}
+        - {kind: collapse_by_cell}
+      note: "what the design can and cannot detect, in words"
 
 `record_plan` validates it (an unknown key, metric or factor is one line naming it and the allowed
 values) and stamps it with the SHA-256 of its canonical form and the UTC time; `gan-study run` writes
@@ -39,6 +47,9 @@ LEVELS = ("config", "trial")
 METHODS = ("pearson", "spearman")
 DIRECTIONS = ("negative", "positive", "two-sided")
 COLLAPSE_RULES = ("fid_ratio", "diverged", "none")
+# Signals a plan may test beside analysis.columns.PREDICTORS: D(x) - D(G(z)) at the end (analysis.load adds it).
+PLAN_PREDICTORS = tuple(C.PREDICTORS) + (C.D_GAP,)
+SECONDARY_KINDS = ("correlation", "rank_fidelity", "collapse_by_cell")
 RECORD_KEYS = ("sha256", "recorded_at", "source")  # added by record_plan, not part of the declaration
 
 
@@ -55,6 +66,11 @@ class AnalysisPlan:
     alpha: float = 0.05
     collapse: Mapping[str, Any] = field(default_factory=lambda: {"rule": "fid_ratio", "k": 10.0})
     reproduced: Mapping[str, Any] = field(default_factory=dict)
+    cells: tuple[str, ...] = ()
+    smallest_effect: float = 0.0  # 0 = not stated: a null result then cannot be called equivalent to none
+    excludes: tuple[str, ...] = ()
+    secondary: tuple[Mapping[str, Any], ...] = ()
+    note: str = ""
 
     @property
     def sign(self) -> int:
@@ -65,10 +81,13 @@ class AnalysisPlan:
         d = dataclasses.asdict(self)
         d["controls"] = list(self.controls) if isinstance(self.controls, tuple) else self.controls
         d["collapse"], d["reproduced"] = dict(self.collapse), dict(self.reproduced)
+        d["cells"], d["excludes"] = list(self.cells), list(self.excludes)
+        d["secondary"] = [dict(x) for x in self.secondary]
         return d
 
     def describe(self) -> str:
-        ctl = {"none": "no controls", "cells": "within design cells"}.get(self.controls) if isinstance(
+        cells = "within design cells (" + " x ".join(self.cells) + ")" if self.cells else "within design cells"
+        ctl = {"none": "no controls", "cells": cells}.get(self.controls) if isinstance(
             self.controls, str) else "controlling for " + ", ".join(self.controls)
         side = {"negative": "r < 0", "positive": "r > 0"}.get(self.direction, "r != 0")
         return (f"{C.label(self.outcome)} vs {C.label(self.predictor)}, {self.method.capitalize()} r, "
@@ -86,7 +105,7 @@ def parse_plan(raw: Any, *, factors: Mapping[str, Sequence[str]] | None = None, 
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(_fields())}")
     p = {**AnalysisPlan().to_dict(), **raw}
     _choice(where, "outcome", p["outcome"], OUTCOMES)
-    _choice(where, "predictor", p["predictor"], C.PREDICTORS)
+    _choice(where, "predictor", p["predictor"], PLAN_PREDICTORS)
     _choice(where, "level", p["level"], LEVELS)
     _choice(where, "method", p["method"], METHODS)
     _choice(where, "direction", p["direction"], DIRECTIONS)
@@ -99,8 +118,25 @@ def parse_plan(raw: Any, *, factors: Mapping[str, Sequence[str]] | None = None, 
     if not isinstance(reproduced, Mapping) or set(reproduced) - {"value", "source"} or (
             "value" in reproduced and not _finite(reproduced["value"])):
         raise ConfigError(f"{where}: reproduced must be a mapping {{value: <the paper's r>, source: <text>}}")
+    cells = _names(where, "cells", p["cells"])
+    if factors is not None:
+        for n in cells:
+            if n not in factors:
+                raise ConfigError(f"{where}: cells names {n!r}, which the space does not vary; allowed: "
+                                  f"{', '.join(sorted(factors)) or 'none'}")
+    if controls == "cells" and not cells:
+        raise ConfigError(f"{where}: controls: cells needs the cells named before the data, e.g. "
+                          f"cells: [{', '.join(sorted(factors or {})[:2]) or 'optimizer, activation'}]")
+    effect = p["smallest_effect"]
+    if not _finite(effect) or not 0 <= effect < 1:
+        raise ConfigError(f"{where}: smallest_effect={effect!r} must be a correlation size in [0, 1), e.g. 0.3")
+    excludes = _names(where, "excludes", p["excludes"])
+    secondary = tuple(_secondary(where, x) for x in (p["secondary"] or []))
+    if not isinstance(p["note"], str):
+        raise ConfigError(f"{where}: note must be text")
     return AnalysisPlan(p["outcome"], p["predictor"], p["level"], p["method"], controls, p["direction"],
-                        float(alpha), collapse, dict(reproduced))
+                        float(alpha), collapse, dict(reproduced), cells, float(effect), excludes, secondary,
+                        p["note"].strip())
 
 
 def plan_hash(plan: AnalysisPlan) -> str:
@@ -131,8 +167,10 @@ def load_plan_file(path: str | Path, *, factors: Mapping[str, Sequence[str]] | N
 
 
 def plan_differences(recorded: Mapping[str, Any], other: AnalysisPlan) -> list[str]:
-    """Keys whose value differs between a recorded declaration and another plan (for refusing a resume)."""
-    mine = {k: v for k, v in recorded.items() if k not in RECORD_KEYS}
+    """Keys whose value differs between a recorded declaration and another plan (for refusing a resume).
+    A key a plan recorded before it existed counts as its default."""
+    defaults = AnalysisPlan().to_dict()
+    mine = {**defaults, **{k: v for k, v in recorded.items() if k not in RECORD_KEYS}}
     theirs = other.to_dict()
     return sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
 
@@ -160,6 +198,31 @@ def _controls(where: str, value: Any, factors: Mapping[str, Sequence[str]] | Non
                 allowed = ", ".join(sorted(factors)) or "none (the space varies no factor)"
                 raise ConfigError(f"{where}: controls names {n!r}, which the space does not vary; allowed: {allowed}")
     return tuple(names)
+
+
+def _names(where: str, key: str, value: Any) -> tuple[str, ...]:
+    if value in (None, ""):
+        return ()
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"{where}: {key}={value!r} must be a list of names")
+    return tuple(names)
+
+
+def _secondary(where: str, value: Any) -> dict:
+    if not isinstance(value, Mapping) or value.get("kind") not in SECONDARY_KINDS:
+        raise ConfigError(f"{where}: secondary entry {value!r} needs kind: one of {', '.join(SECONDARY_KINDS)}")
+    kind = value["kind"]
+    allowed = {"correlation": {"kind", "outcome", "predictor"}, "rank_fidelity": {"kind"},
+               "collapse_by_cell": {"kind"}}[kind]
+    extra = sorted(set(value) - allowed)
+    if extra:
+        raise ConfigError(f"{where}: secondary {kind} takes no key {extra[0]!r}; allowed: {', '.join(sorted(allowed))}")
+    if kind == "correlation":
+        _choice(where, "secondary outcome", value.get("outcome", C.LOG_FID), OUTCOMES)
+        _choice(where, "secondary predictor", value.get("predictor"), PLAN_PREDICTORS)
+        return {"kind": kind, "outcome": value.get("outcome", C.LOG_FID), "predictor": value["predictor"]}
+    return {"kind": kind}
 
 
 def _collapse(where: str, value: Any) -> dict:

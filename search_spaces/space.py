@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from search_spaces.design import DESIGN_ID, DESIGN_POINT, Design, Draw, cell_points, check_draws, draw_cell, parse_design
 from trainers import metric_keys as K
 from trainers.config import TrialConfig
 from trainers.errors import ConfigError, UserError
@@ -46,7 +47,8 @@ SPACES_DIR = Path(__file__).resolve().parent
 ROLES = ("fixed", "scientific", "nuisance")
 KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
 CATEGORICAL = ("grid", "choice")
-TOP_LEVEL = ("description", "defaults", "fixed", "scientific", "nuisance", "seeds", "factors", "tie", "analysis")
+TOP_LEVEL = ("description", "defaults", "fixed", "scientific", "nuisance", "seeds", "factors", "tie", "design",
+             "analysis")
 DEFAULT_KEYS = ("search", "scheduler", "num_samples", "metric", "mode", "max_concurrent")
 SEARCHES = ("grid", "random", "optuna")
 SCHEDULERS = ("fifo", "asha", "pbt")
@@ -85,10 +87,15 @@ class SearchSpace:
     source: str = ""
     forced: dict[str, Any] = field(default_factory=dict)  # --set overrides: win over factor levels too
     mutable: tuple[str, ...] = ()  # keys a scheduler changes during a trial (PBT): the point's value wins
+    design: Design | None = None  # configurations drawn once, each run with every seed (search_spaces/design.py)
+    _rows: list | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ building trial configs
     def resolve(self, point: Mapping[str, Any]) -> TrialConfig:
         """The TrialConfig of one point (a Ray trial's flat config: searched keys, maybe fixed ones too)."""
+        point = flat_point(point)
+        if DESIGN_ID in point:
+            point = self._design_point(point)
         values: dict[str, Any] = dict(self.fixed)
         # Fixed keys come from the space, not the point: a trial config echoes them, and echoing them back
         # must not override what a factor level sets.
@@ -106,6 +113,59 @@ class SearchSpace:
             values[target] = values.get(source, getattr(TrialConfig(), source))
         return TrialConfig.from_dict(values)
 
+    def _design_point(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """A design point {design_id, seed, ...} as the flat point of its cell levels and drawn values
+        (--set overrides still win: they are applied after the point)."""
+        rows = self.design_rows()
+        i = point[DESIGN_ID]
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(rows):
+            raise ConfigError(f"space {self.name}: {DESIGN_ID}={i!r} is not a configuration of the design "
+                              f"(0..{len(rows) - 1})")
+        row = rows[i]
+        drawn = {k: v for k, v in row["values"].items() if k not in self.forced}
+        return {**row["cell"], **drawn, **{k: v for k, v in point.items() if k != DESIGN_ID}}
+
+    def design_rows(self) -> list[dict[str, Any]]:
+        """The design's configurations [{design_id, cell: {key: level}, values: {key: value}}] ([] without one)."""
+        if self.design is None:
+            return []
+        if self._rows is None:
+            grid = {c: self.dims[c].values for c in self.design.cells}
+            rows: list[dict[str, Any]] = []
+            for ci, cell in enumerate(cell_points(grid)):
+                for values in draw_cell(self.design, cell, ci):
+                    rows.append({DESIGN_ID: len(rows), "cell": cell, "values": values})
+            object.__setattr__(self, "_rows", rows)
+        return self._rows
+
+    def seeds(self) -> list[Any]:
+        """The seed grid ([] when the space has none: every trial takes TrialConfig's seed or the fixed one)."""
+        return list(self.dims["seed"].values) if "seed" in self.dims else []
+
+    def cell_of(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """The design cell {key: level} of a trial's flat point ({} outside a design)."""
+        point = flat_point(point)
+        if self.design is None or DESIGN_ID not in point:
+            return {}
+        return dict(self.design_rows()[point[DESIGN_ID]]["cell"])
+
+    def materialised(self, search: str, num_samples: int, seed: int) -> SearchSpace:
+        """This space with its range and choice dimensions drawn once per configuration when seeds are a grid.
+
+        Under grid or random search a range crossed with a seed grid would be sampled per trial, so each seed
+        of a "configuration" would get other values. Here each configuration is drawn once (Latin hypercube,
+        seeded by `seed`): grid search draws `num_samples` inside each grid cell, random search draws
+        `num_samples` over every key; each is then run with every seed. Other spaces are returned as they are.
+        """
+        drawn = [d for k, d in self.dims.items() if k != "seed" and (d.kind != "grid" or search == "random")]
+        if self.design is not None or "seed" not in self.dims or not drawn or search not in ("grid", "random"):
+            return self
+        cells = tuple(k for k, d in self.dims.items() if k != "seed" and d.kind == "grid" and search == "grid")
+        draws = {d.key: Draw(d.key, "choice" if d.categorical else d.kind, d.values) for d in drawn}
+        design = Design(cells, int(num_samples), "lhs", int(seed), draws, {})
+        dims = {k: d for k, d in self.dims.items() if k in cells or k == "seed"}
+        return dataclasses.replace(self, dims=dims, design=design, _rows=None, defaults={**self.defaults})
+
     def fixed_factors(self) -> dict[str, Any]:
         return {k: v for k, v in self.fixed.items() if k in self.factors}
 
@@ -114,6 +174,8 @@ class SearchSpace:
         out: dict[str, list[str]] = {"scientific": [], "nuisance": [], "fixed": []}
         for dim in self.dims.values():
             out[dim.role].extend(self.fields_of(dim.key))
+        for key in self._design_draws():
+            out["nuisance"].append(key)
         for key in self.fixed:
             out["fixed"].extend(self.fields_of(key))
         searched = set(out["scientific"]) | set(out["nuisance"])
@@ -129,12 +191,28 @@ class SearchSpace:
             return sorted({f for level in self.factors[key].values() for f in level})
         return [key]
 
+    def _design_draws(self) -> dict[str, Draw]:
+        if self.design is None:
+            return {}
+        out = dict(self.design.draw)
+        for levels in self.design.by_level.values():
+            for keys in levels.values():
+                out.update(keys)
+        return out
+
     def grid_size(self) -> int:
-        """Trials one pass of the grid makes (product of the grid dimensions)."""
+        """Trials one pass of the grid makes (product of the grid dimensions; configurations x seeds with a design)."""
+        if self.design is not None:
+            return len(self.design_rows()) * max(len(self.seeds()), 1)
         return math.prod(len(d.values) for d in self.dims.values() if d.kind == "grid")
 
     def combinations(self) -> Iterator[dict[str, Any]]:
         """Every combination of categorical values, with both ends of each range."""
+        if self.design is not None:
+            for row in self.design_rows():
+                for seed in self.seeds() or [None]:
+                    yield {DESIGN_ID: row[DESIGN_ID], **({} if seed is None else {"seed": seed})}
+            return
         dims = list(self.dims.values())
         for combo in itertools.product(*(d.candidates() for d in dims)):
             yield dict(zip((d.key for d in dims), combo))
@@ -162,6 +240,11 @@ class SearchSpace:
 
         space: dict[str, Any] = dict(self.fixed)
         if search == "optuna":
+            return space
+        if self.design is not None:  # the configurations are drawn already: a grid of design_id x seed
+            space[DESIGN_ID] = tune.grid_search([row[DESIGN_ID] for row in self.design_rows()])
+            if "seed" in self.dims:
+                space["seed"] = tune.grid_search(self.seeds())
             return space
         for d in self.dims.values():
             if d.kind == "grid" and search == "grid":
@@ -197,7 +280,12 @@ class SearchSpace:
             "dimensions": {k: {"kind": d.kind, "values": list(d.values), "role": d.role} for k, d in self.dims.items()},
             "factors": {k: {str(lv): v for lv, v in levels.items()} for k, levels in self.factors.items()},
             "tie": self.ties, "overrides": self.forced, "defaults": self.defaults, "roles": self.roles(),
-        }
+            "design": self.design.to_dict() if self.design is not None else None,
+        } | ({"dimensions": {**{k: {"kind": d.kind, "values": list(d.values), "role": d.role}
+                                for k, d in self.dims.items()},
+                             **{k: {"kind": d.kind, "values": list(d.values), "role": "nuisance"}
+                                for k, d in self._design_draws().items() if d.drawn}}}
+             if self.design is not None else {})
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
@@ -230,9 +318,34 @@ class SearchSpace:
         self._check_factor_overlap()
         for d in self.dims.values():
             _check_dimension(self.name, d)
+        if self.design is not None:
+            self._check_design()
         if self.defaults:
             _check_defaults(self.name, self.defaults)
         self._check_combinations()
+
+    def _check_design(self) -> None:
+        design = self.design
+        assert design is not None
+        for c in design.cells:
+            if c in self.forced:
+                raise ConfigError(f"space {self.name}: {c!r} is a design cell; --set cannot fix it (the design "
+                                  "crosses every level)")
+            if c not in self.dims or self.dims[c].kind != "grid" or self.dims[c].role != "scientific":
+                raise ConfigError(f"space {self.name}: design cell {c!r} must be a scientific grid key "
+                                  f"(scientific: {{{c}: {{grid: [...]}}}})")
+        others = [k for k in self.dims if k not in design.cells and k != "seed"]
+        if others:
+            raise ConfigError(f"space {self.name}: {others[0]!r} is searched beside a design; draw it under "
+                              "design: draw (or make it a design cell)")
+        for key in self._design_draws():
+            if key not in CONFIG_FIELDS:
+                raise ConfigError(f"space {self.name}: design draws unknown key {key!r}; allowed keys: "
+                                  f"{', '.join(CONFIG_FIELDS)}")
+            if (key in self.fixed and key not in self.forced) or any(key in self.fields_of(c) for c in design.cells):
+                raise ConfigError(f"space {self.name}: design draws {key!r}, which is also fixed or set by a cell; "
+                                  "keep one of the two")
+        check_draws(design, self.name, {c: self.dims[c].values for c in design.cells})
 
     def _check_factor_overlap(self) -> None:
         # A key set both by a searched factor and searched directly would make precedence matter silently.
@@ -247,7 +360,11 @@ class SearchSpace:
     def _check_combinations(self) -> None:
         dims = list(self.dims.values())
         n = math.prod(len(d.candidates()) for d in dims)
-        if n <= MAX_CHECKED_COMBINATIONS:
+        if self.design is not None:  # every drawn configuration, with the first seed
+            n = len(self.design_rows())
+            seeds = self.seeds()[:1]
+            points = ({DESIGN_ID: r[DESIGN_ID], **({"seed": seeds[0]} if seeds else {})} for r in self.design_rows())
+        elif n <= MAX_CHECKED_COMBINATIONS:
             points = self.combinations()
         else:  # too many to build: check each value against the fixed part
             points = ({d.key: v} for d in dims for v in d.candidates())
@@ -258,6 +375,13 @@ class SearchSpace:
                 where = ", ".join(f"{k}={v!r}" for k, v in point.items())
                 raise ConfigError(f"space {self.name}: the trial with {where or 'the fixed values'} is invalid: "
                                   f"{exc}") from None
+
+
+def flat_point(point: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A trial's flat config with a resumed design's {design_id, seed} pair unpacked."""
+    if DESIGN_POINT not in point:
+        return point
+    return {**{k: v for k, v in point.items() if k != DESIGN_POINT}, **point[DESIGN_POINT]}
 
 
 # ---------------------------------------------------------------------- loading
@@ -311,8 +435,9 @@ def parse_space(raw: Any, *, name: str, source: str = "") -> SearchSpace:
         factors[fname] = {lv: dict(_mapping(v, f"space {name}: factor {fname}={lv!r}")) for lv, v in levels.items()}
     ties = {str(k): str(v) for k, v in _mapping(raw.get("tie"), f"space {name}: tie").items()}
     defaults = dict(_mapping(raw.get("defaults"), f"space {name}: defaults"))
+    design = parse_design(raw["design"], space=name) if raw.get("design") is not None else None
     return SearchSpace(name=name, description=str(raw.get("description", "")).strip(), fixed=dict(fixed),
-                       dims=dims, factors=factors, ties=ties, defaults=defaults, source=source)
+                       dims=dims, factors=factors, ties=ties, defaults=defaults, source=source, design=design)
 
 
 def _parse_dimension(space: str, key: str, spec: Any, role: str) -> Dimension:

@@ -250,7 +250,7 @@ def run_study(space: str | Path, *, out: str | Path, data: str | Path | None = N
 def resume_study(dir: str | Path, *, address: str | None = None, progress: bool = True, live: bool = False,
                  host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  live_every_s: float = DEFAULT_EVERY_S, retry_errored: bool = False,
-                 plan_file: str | Path | None = None) -> Study:
+                 plan_file: str | Path | None = None, max_concurrent: int | None = None) -> Study:
     """Finish an interrupted study (`gan-study resume DIR`): unfinished trials continue from their
     checkpoints; finished, diverged, stopped and errored ones are kept (errored ones continue from their
     last checkpoint with `retry_errored`, e.g. after more spot reclaims than --max-failures). A finished
@@ -266,6 +266,10 @@ def resume_study(dir: str | Path, *, address: str | None = None, progress: bool 
     """
     spec = read_spec(dir)
     check_resume_plan(spec, None if plan_file is None else str(plan_file))
+    if max_concurrent is not None:
+        if max_concurrent < 0:
+            raise UserError(f"--max-concurrent {max_concurrent} must be >= 0 (0 = no limit)")
+        spec.max_concurrent = int(max_concurrent)  # not saved: study.json keeps what the study started with
     options = _live_options(live, host, port, live_every_s)
     print(f"resuming study {spec.name} from {spec.experiment_path}", flush=True)
 

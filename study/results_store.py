@@ -20,7 +20,8 @@ from ray import tune
 from ray.tune import result as ray_result
 from ray.tune.experiment import Trial
 
-from search_spaces.space import SearchSpace
+from search_spaces.design import DESIGN_ID
+from search_spaces.space import SearchSpace, flat_point
 from study.layout import HISTORY_FILE, JOURNAL_FILE, STUDY_FILE, TRIALS_DIRNAME, TRIALS_FILE
 from study.tables import TERMINAL, StudyTables, read_journal, write_tables
 from trainers import metric_keys as K
@@ -72,7 +73,8 @@ class ResultsStore(tune.Callback):
     # ------------------------------------------------------------------ Tune hooks
     def setup(self, **info: Any) -> None:
         self.load()
-        total = info.get("total_num_samples")
+        # With a design every trial is known in advance (a resume from the results store runs only the rest).
+        total = self.space.grid_size() if self.space.design is not None else info.get("total_num_samples")
         if isinstance(total, int) and total > 0 and total != self.tables.total_trials:
             self._append({"event": "study", "timestamp": time.time(), "total_trials": total})
 
@@ -147,6 +149,12 @@ class ResultsStore(tune.Callback):
         self._write(force=True)
         self._mirror(force=True)
 
+    def drop(self, trial_ids: list[str], reason: str) -> None:
+        """Journal that these unfinished trials are gone (their Ray state was lost): they run again anew."""
+        for tid in trial_ids:
+            self._append({"event": "drop", "trial_id": tid, "timestamp": time.time(), "reason": reason})
+        self._write(force=True)
+
     # ------------------------------------------------------------------ internals
     @property
     def journal_path(self) -> Path:
@@ -158,8 +166,13 @@ class ResultsStore(tune.Callback):
         except Exception as exc:  # noqa: BLE001 - never let bookkeeping kill the study
             logger.warning("trial %s: config not resolvable (%s)", trial.trial_id, exc)
             config = {}
-        self._append({"event": "trial", "trial_id": trial.trial_id, "timestamp": time.time(),
-                      "status": status, "reason": reason, "config": config})
+        record = {"event": "trial", "trial_id": trial.trial_id, "timestamp": time.time(),
+                  "status": status, "reason": reason, "config": config}
+        point = flat_point(trial.config)
+        if DESIGN_ID in point:  # which drawn configuration and design cell this trial repeats
+            cell = self.space.cell_of(point)
+            record["design"] = {DESIGN_ID: point[DESIGN_ID], "cell": {k: str(v) for k, v in cell.items()}}
+        self._append(record)
 
     def _append(self, record: dict[str, Any]) -> None:
         self.load()

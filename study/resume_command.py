@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--max-failures on spot workers); a trial that errored from a bug fails again")
     parser.add_argument("--plan-file", default=None, metavar="FILE",
                         help="check that FILE is the plan the study recorded (a different plan is refused)")
+    parser.add_argument("--max-concurrent", type=int, default=None, metavar="N",
+                        help="trials at a time from now on (a designed study resumed from its results store; "
+                             "a restored Ray experiment keeps the number it started with)")
     add_live_arguments(parser)
 
 
@@ -27,5 +30,6 @@ def main(args: argparse.Namespace) -> int:
     from study.api import resume_study
 
     study = resume_study(args.study_dir, address=args.address or None, progress=not args.quiet,
-                         retry_errored=args.retry_errored, plan_file=args.plan_file, **live_kwargs(args))
+                         retry_errored=args.retry_errored, plan_file=args.plan_file,
+                         max_concurrent=args.max_concurrent, **live_kwargs(args))
     return 130 if study.interrupted else 0

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search_spaces.design import DESIGN_ID, DESIGN_POINT
 from search_spaces.space import MAX_CHECKED_COMBINATIONS, SearchSpace
+from study.layout import JOURNAL_FILE
 from study.algorithms import build_scheduler, build_search, pbt_space
 from study.live import LiveOptions, live_dashboard
 from study.progress import ProgressPrinter
@@ -26,6 +28,7 @@ from study.spec import StudySpec, check_spec, is_remote
 from study.tables import TERMINAL, load_tables
 from study.trackers import tracker_callbacks
 from study.trainable import data_args, load_train_set, make_trainable
+from trainers import metric_keys as K
 from trainers.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -104,8 +107,9 @@ def build_callbacks(spec: StudySpec, space: SearchSpace, *, progress: bool) -> l
     return callbacks
 
 
-def build_tuner(spec: StudySpec, *, progress: bool = True) -> Any:
-    """A fresh Tuner for the spec (nothing runs until `.fit()`)."""
+def build_tuner(spec: StudySpec, *, progress: bool = True, points: list[dict] | None = None) -> Any:
+    """A fresh Tuner for the spec (nothing runs until `.fit()`); `points` limits a design to those
+    {design_id, seed} pairs (a resume from the results store)."""
     from ray import tune
 
     # A snapshot of the experiment state per checkpoint is what we want (resume loses little): no warning.
@@ -116,6 +120,8 @@ def build_tuner(spec: StudySpec, *, progress: bool = True) -> Any:
     search_alg, param_space = build_search(space, spec.search, max_concurrent=spec.max_concurrent,
                                            seed=spec.search_seed, metric=spec.metric, mode=spec.mode)
     param_space.update(extra)
+    if points is not None:
+        param_space = {**space.fixed, DESIGN_POINT: tune.grid_search(points)}
     # Keep two checkpoints per trial (the newest may be torn by a crash). PBT keeps all: its exploits copy
     # other trials' checkpoints, and Ray's pruning then trips over already-deleted ones (Ray 2.60).
     keep = None if spec.scheduler == "pbt" else 2
@@ -124,7 +130,7 @@ def build_tuner(spec: StudySpec, *, progress: bool = True) -> Any:
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=spec.mode, search_alg=search_alg,
-            scheduler=build_scheduler(space, spec.scheduler), num_samples=spec.num_samples,
+            scheduler=build_scheduler(space, spec.scheduler), num_samples=1 if points is not None else spec.trial_samples,
             trial_dirname_creator=trial_dirname, reuse_actors=spec.reuse_workers,
         ),
         run_config=tune.RunConfig(
@@ -194,6 +200,9 @@ def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None 
 
     space, _ = prepared_space(spec)
     path = spec.experiment_path
+    if not tune.Tuner.can_restore(path) and space.design is not None and (Path(spec.study_dir) / JOURNAL_FILE).is_file():
+        return resume_from_store(spec, space, progress=progress, address=address, live=live,
+                                 retry_errored=retry_errored)
     if not tune.Tuner.can_restore(path):
         raise UserError(f"no Ray Tune experiment to resume at {path}: the study stopped before its first "
                         f"trial started; delete {spec.study_dir} and start it again with gan-study run")
@@ -208,6 +217,42 @@ def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None 
         run_config = tuner._local_tuner.get_run_config()
         run_config.callbacks = build_callbacks(spec, space, progress=progress)
         tuner.fit()
+    return outcome(spec)
+
+
+def remaining_points(spec: StudySpec, space: SearchSpace, *, retry_errored: bool = False
+                     ) -> tuple[list[dict], list[str]]:
+    """(the design's {design_id, seed} pairs no kept trial has run, the unfinished trials to drop)."""
+    tables = load_tables(spec.study_dir)
+    kept = set(TERMINAL) - ({K.STATUS_ERRORED} if retry_errored else set())
+    done, stale = set(), []
+    for tid, state in tables.trials.items():
+        design = state.get("design")
+        if state["status"] in kept and design:
+            done.add((int(design[DESIGN_ID]), state["config"].get("seed")))
+        else:
+            stale.append(tid)
+    points = [p for p in space.combinations() if (p[DESIGN_ID], p.get("seed")) not in done]
+    return points, stale
+
+
+def resume_from_store(spec: StudySpec, space: SearchSpace, *, progress: bool = True, address: str | None = None,
+                      live: LiveOptions | None = None, retry_errored: bool = False) -> StudyOutcome:
+    """Finish a designed study whose Ray state is gone (a committed results store on a new machine): the
+    design says which trials exist, the journal which are done; unfinished ones start again from scratch."""
+    points, stale = remaining_points(spec, space, retry_errored=retry_errored)
+    store = ResultsStore(spec.study_dir, space, scheduler=spec.scheduler)
+    store.load()
+    if stale:
+        store.drop(stale, "restarted: its Ray state was not kept")
+    logger.info("resuming %s from its results store: %d of %d trials to run", spec.name, len(points),
+                space.grid_size())
+    if not points:
+        return outcome(spec)
+    check_gpus(spec.gpus_per_trial, local=ensure_ray(address))
+    with _live(spec, live):
+        warm_data_cache(space)
+        build_tuner(spec, progress=progress, points=points).fit()
     return outcome(spec)
 
 

@@ -50,6 +50,9 @@ class StudySpec:
     # The pre-registered analysis plan (analysis/plan.py) with its SHA-256 and UTC recording time: written
     # with the spec before the first trial starts, never changed afterwards ({} = no plan).
     plan: dict = field(default_factory=dict)
+    # Every configuration (full config) with its seeds, and what the plan's excludes were checked against:
+    # recorded with the plan before the first trial (study/design_record.py; {} in older study.json files).
+    design: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -72,7 +75,14 @@ class StudySpec:
         """The stored space with the overrides applied (validated)."""
         space = parse_space(self.space_raw, name=Path(self.space).stem, source=self.space)
         space.validate()
-        return space.with_overrides(self.overrides) if self.overrides else space
+        space = space.with_overrides(self.overrides) if self.overrides else space
+        # Ranges crossed with a seed grid are drawn once per configuration (search_spaces/design.py).
+        return space.materialised(self.search, self.num_samples, self.search_seed)
+
+    @property
+    def trial_samples(self) -> int:
+        """Tune's num_samples: 1 with a design (its grid of design_id x seed holds every trial)."""
+        return 1 if self.load_space().design is not None else self.num_samples
 
     def save(self) -> Path:
         path = Path(self.study_dir) / STUDY_FILE
@@ -120,7 +130,13 @@ def new_spec(*, out: str, space: str, data: str | None = None, overrides: dict |
         log_to=list(log_to), mlflow_uri=_mlflow_uri(list(log_to), mlflow_uri),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), plan=plan,
     )
-    check_spec(spec)
+    space = check_spec(spec)
+    from study.design_record import check_excludes, design_record
+
+    record = design_record(space, search=spec.search)
+    record["excludes"] = check_excludes(record, plan.get("excludes") or [])
+    record["recorded_at"] = plan.get("recorded_at") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    spec.design = record
     return spec
 
 
@@ -186,6 +202,12 @@ def check_spec(spec: StudySpec) -> SearchSpace:
                         "(it exploits and mutates running trials); use --search grid or random with pbt")
     _check_trackers(spec)
     space = spec.load_space()
+    if space.design is not None and spec.search == "optuna":
+        raise UserError(f"space {space.name} draws its configurations in a design:, so --search optuna has nothing "
+                        "to choose; use --search grid")
+    if space.design is not None and "design" in spec.space_raw and spec.num_samples != 1:
+        raise UserError(f"--num-samples {spec.num_samples} with space {space.name}'s design would run each "
+                        "configuration and seed more than once; set design: per_cell instead")
     if spec.search == "optuna" and not space.dims:
         raise UserError(f"--search optuna needs searched keys, but space {space.name} fixes every key")
     if spec.gpus_per_trial == 0 and space.fixed.get("device") == "cuda":
@@ -228,7 +250,19 @@ def read_spec(study_dir: str | Path) -> StudySpec:
     known = {f.name for f in dataclasses.fields(StudySpec)}
     # The directory may have been moved or copied since (exported results drop it): trust where it is now.
     data["study_dir"] = str(path.parent.resolve())
+    data["overrides"] = _located_data(dict(data.get("overrides") or {}))
     return StudySpec(**{k: v for k, v in data.items() if k in known})
+
+
+def _located_data(overrides: dict) -> dict:
+    """An exported study.json names its data relative to the repository root (study.export_results): make it
+    absolute again when it exists there, so a committed study resumes from any working directory."""
+    data = overrides.get("data")
+    if isinstance(data, str) and data and not os.path.isabs(data) and data not in ("phantom", "pneumoniamnist"):
+        repo = Path(__file__).resolve().parents[1]
+        if ":" not in data and (repo / data).exists():
+            overrides["data"] = str((repo / data).resolve())
+    return overrides
 
 
 def _check_trackers(spec: StudySpec) -> None:

@@ -41,6 +41,9 @@ CORE_FLOAT_COLUMNS = (K.FID, K.KID_MEAN, K.D_LOSS_MEAN, K.D_LOSS_VAR, K.D_LOSS_S
                       K.WALL_S, K.PEAK_MEMORY_MB, "best_fid", "best_kid_mean", "best_fid_iteration")
 
 
+CELL_PREFIX = "cell/"  # trials.parquet/history.parquet: a design cell's level per factor (docs/RESULTS_SCHEMA.md)
+
+
 def is_null(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -66,6 +69,11 @@ class StudyTables:
             trial["reason"] = record.get("reason", "") or ""
             if record.get("config"):
                 trial["config"] = record["config"]
+            if record.get("design"):
+                trial["design"] = record["design"]
+        elif record.get("event") == "drop":  # a trial restarted under a new id (resume without Ray's state)
+            self.trials.pop(tid, None)
+            self.reports.pop(tid, None)
         elif record.get("event") == "report":
             metrics = dict(record.get("metrics") or {})
             metrics["timestamp"] = record.get("timestamp")
@@ -95,6 +103,10 @@ class StudyTables:
         row.update({f"config/{k}": v for k, v in cfg.items()})
         if cfg:
             row["config/ttur"] = bool(is_ttur(cfg.get("lr_g"), cfg.get("lr_d"), cfg.get("d_steps", 1)))
+        design = self.trials[tid].get("design")
+        if design:  # the drawn configuration (same for all its seeds) and its design cell, as the plan names it
+            row["config/design_id"] = int(design["design_id"])
+            row.update({f"{CELL_PREFIX}{k}": str(v) for k, v in design.get("cell", {}).items()})
         return row
 
     def history_frame(self) -> pd.DataFrame:

@@ -57,6 +57,12 @@ MEMORISATION_RATIO = "memorisation_ratio"  # median NN(synthetic->train) / media
 MEMORISATION_MIN_DIST = "memorisation_min_dist"
 EVAL_EXTRACTOR = "eval_extractor"  # e.g. "domain:<fingerprint>" or "inception-2048"
 EVAL_N = "eval_n"  # samples per side used for FID/KID
+# SHA-256 (first 16 hex digits) of the extractor's weights as loaded: two FIDs are on one scale only when
+# this matches, whatever the extractor's name says (a retrained or re-downloaded extractor changes it).
+EVAL_EXTRACTOR_SHA256 = "eval_extractor_sha256"
+# Images the extractor was trained on (domain extractor; NaN for pretrained ones): below
+# trainers.evaluation.defaults.MIN_EXTRACTOR_TRAIN_IMAGES its FIDs are near 0 for any generator.
+EVAL_EXTRACTOR_TRAIN_N = "eval_extractor_train_n"
 # What `Evaluator.evaluate` measures, at evaluations only (`fid_every`), not at every report: NaN when the
 # generator's images are not finite, and a scheduler comparing one of them part-way needs a part-way
 # cadence. Conditional generators add the FID_PER_CLASS_PREFIX keys.

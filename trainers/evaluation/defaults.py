@@ -12,3 +12,6 @@ DOMAIN_FEATURES = 128  # penultimate width of the domain extractor = its feature
 DOMAIN_BATCH = 128
 SAMPLE_BATCH = 256
 RANGE_TOLERANCE = 1e-3  # generator outputs must lie in [-1, 1] within this
+# Below this many training images the domain extractor's features separate little (seen: tens of images give
+# FID near 0 for an untrained generator): results carry the count and analyze warns under it.
+MIN_EXTRACTOR_TRAIN_IMAGES = 500

@@ -124,7 +124,7 @@ class Evaluator:
         fake_labels = _labels_like(real_labels, cfg) if cfg.conditioning != "none" else None
         images = sample_images(G, self.n, cfg, self.device, labels=fake_labels)
         check_images(images, cfg.resolution)
-        out: dict[str, Any] = {K.EVAL_EXTRACTOR: self.extractor.name, K.EVAL_N: self.n}
+        out: dict[str, Any] = {K.EVAL_EXTRACTOR: self.extractor.name, K.EVAL_N: self.n, **extractor_identity(self.extractor)}
         if not torch.isfinite(images).all():
             out.update({k: math.nan for k in K.EVALUATED_METRICS})
             out[EVAL_ERROR] = "generator produced non-finite images"
@@ -146,10 +146,17 @@ class Evaluator:
 def calculate_metrics(real_images: torch.Tensor, fake_images: torch.Tensor, *, extractor: Any) -> dict[str, float]:
     """Functional API for notebooks: metrics between two image sets (N, 1, R, R) in [-1, 1]."""
     real, fake = extractor(real_images), extractor(fake_images)
-    out = {K.FID: fid_from_features(real, fake), K.EVAL_EXTRACTOR: extractor.name, K.EVAL_N: min(len(real), len(fake))}
+    out = {K.FID: fid_from_features(real, fake), K.EVAL_EXTRACTOR: extractor.name, K.EVAL_N: min(len(real), len(fake)),
+           **extractor_identity(extractor)}
     out[K.KID_MEAN], out[K.KID_STD] = kid(real, fake)
     out[K.PRECISION], out[K.RECALL] = precision_recall(real, fake)
     return out
+
+
+def extractor_identity(extractor: Any) -> dict[str, Any]:
+    """The extractor's weight hash and training-set size, as every FID row records them."""
+    return {K.EVAL_EXTRACTOR_SHA256: getattr(extractor, "weights_sha256", ""),
+            K.EVAL_EXTRACTOR_TRAIN_N: float(getattr(extractor, "train_n", math.nan))}
 
 
 def _labels_like(real_labels: np.ndarray, cfg: TrialConfig) -> torch.Tensor:

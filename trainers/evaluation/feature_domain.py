@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from trainers.atomic import atomic_path, build_lock
 from trainers.evaluation import defaults as D
+from trainers.evaluation.weights_hash import weights_sha256
 
 VERSION = 3  # bump when the architecture or training changes: part of the cache key
 
@@ -75,6 +76,8 @@ class DomainExtractor:
             else:
                 self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         self.model.to(self.device).eval()
+        self.weights_sha256 = weights_sha256(self.model)
+        self.train_n = int(len(train_set))  # recorded with every FID: a tiny training set makes a weak yardstick
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from trainers.errors import UserError
+from trainers.evaluation.weights_hash import weights_sha256
 
 ENV_WEIGHTS = "GAN_STUDY_INCEPTION_WEIGHTS"
 
@@ -37,6 +38,8 @@ class InceptionExtractor:
         self.model.to(self.device).eval()
         self.dim = dims
         self.name = f"inception-{dims}"
+        self.weights_sha256 = weights_sha256(self.model)
+        self.train_n = float("nan")  # pretrained elsewhere: not ours to count
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, batch_size: int = 64) -> np.ndarray:

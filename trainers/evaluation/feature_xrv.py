@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from trainers.errors import UserError
+from trainers.evaluation.weights_hash import weights_sha256
 
 ENV_WEIGHTS = "GAN_STUDY_XRV_WEIGHTS"
 WEIGHTS = "densenet121-res224-all"
@@ -69,6 +70,8 @@ class XrvExtractor:
         self.model = model.to(self.device).eval()
         self.dim = DIM
         self.name = f"xrv-{WEIGHTS}-{DIM}d"
+        self.weights_sha256 = weights_sha256(self.model)
+        self.train_n = float("nan")  # pretrained elsewhere: not ours to count
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, batch_size: int = 64) -> np.ndarray:
