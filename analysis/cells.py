@@ -51,7 +51,8 @@ class Cells:
         if not self.columns:
             return f"{self.n_cells} configurations (seeds within a configuration)"
         names = " x ".join(C.label(c) for c in self.columns)
-        return f"{self.n_cells} cells ({names}; {self.rule}; they explain {self.r2:.0%} of the predictor)"
+        explained = f"; they explain {self.r2:.0%} of the predictor" if np.isfinite(self.r2) else ""
+        return f"{self.n_cells} cells ({names}; {self.rule}{explained})"
 
 
 def categorical_factors(df: pd.DataFrame, factors: Sequence[str]) -> list[str]:

@@ -103,7 +103,7 @@ def label(column: str) -> str:
     """Human name of a metric or config column."""
     if column in LABELS:
         return LABELS[column]
-    return str(column).removeprefix(CONFIG_PREFIX)
+    return str(column).removeprefix(CONFIG_PREFIX).removeprefix(CELL_PREFIX)
 
 
 def config_columns(columns) -> list[str]:

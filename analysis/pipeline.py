@@ -28,7 +28,8 @@ from analysis.groups import measurement_groups, measurement_labels, varied
 from analysis.load import DEFAULT_STATUSES, StudyData, load_studies
 from analysis.memory_cost import bn_saving, memory_curves
 from analysis.plan import AnalysisPlan
-from analysis.primary import PlanStatus, judge, named_factors, plan_status, planned_test
+from analysis.confirmatory import Confirmatory, run_confirmatory
+from analysis.primary import PlanStatus, judge, named_factors, plan_status, planned_test, recorded_trials
 from analysis.tables import classification_report, confusion_matrix, table1
 from trainers import metric_keys as mk
 
@@ -65,6 +66,7 @@ class Analysis:
     tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # the report's family of tests, with q
     plan: PlanStatus | None = None  # the analysis plan followed, and whether its test is primary
     planned: pd.DataFrame = field(default_factory=pd.DataFrame)  # the plan's test per group, with its verdict
+    confirmatory: Confirmatory | None = None  # a plan with named cells: analysis/confirmatory.py
     collapse_rule: dict = field(default_factory=lambda: dict(DEFAULT_RULE))
     collapse_threshold: float = float("nan")
     collapse_configs: pd.DataFrame = field(default_factory=pd.DataFrame)  # rate per configuration
@@ -178,8 +180,12 @@ def _yardstick(a: Analysis, *, compute: bool) -> None:
 def _planned(a: Analysis) -> None:
     if a.plan is None or a.plan.plan is None:
         return
+    named = named_factors(a.data.dirs)
     a.planned = planned_test(a.analysed, a.plan.plan, a.data.factors, n_resamples=a.n_resamples,
-                             n_permutations=a.n_permutations, seed=a.seed, named=named_factors(a.data.dirs))
+                             n_permutations=a.n_permutations, seed=a.seed, named=named)
+    a.confirmatory = run_confirmatory(a.analysed, a.data.history, a.plan.plan, named=named,
+                                      expected_trials=recorded_trials(a.data.dirs), n_resamples=a.n_resamples,
+                                      n_permutations=max(a.n_permutations, 2000), seed=a.seed)
     if a.planned.empty:
         a.notes.append(f"the plan's test ({a.plan.plan.describe()}) could not be run: too few trials with both "
                        "variables")

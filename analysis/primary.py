@@ -121,7 +121,17 @@ def _cells(sub: pd.DataFrame, plan: AnalysisPlan, factors: list[str], named: Map
            ) -> Cells | None:
     if plan.controls == "none":
         return None
-    if plan.controls == "cells":
+    if plan.controls == "cells" and plan.cells:  # the plan's named cells, fixed before the data
+        from analysis.confirmatory import cell_columns
+
+        cols = cell_columns(sub, plan.cells, named)
+        if any(c is None for c in cols):
+            return None
+        labels = config_labels(sub, cols).to_numpy(dtype=object)
+        if len(sub) - len(np.unique(labels)) < 3:
+            return None
+        return Cells(labels, cols, "named in the plan", float("nan"))
+    if plan.controls == "cells":  # a plan recorded before cells were named: the data-chosen rule
         return design_cells(sub, factors, plan.predictor, level=plan.level)
     cols = [_column(sub, name, named) for name in plan.controls]
     cols = [c for c in cols if c is not None and sub[c].nunique() > 1]
@@ -152,6 +162,20 @@ def named_factors(dirs: list[Path]) -> dict[str, tuple[str, ...]]:
         for name, levels in (space.get("factors") or {}).items():
             out[name] = tuple(dict.fromkeys(f for lv in levels.values() for f in lv))
     return out
+
+
+def recorded_trials(dirs: list[Path]) -> int:
+    """Trials the studies' recorded designs hold (study.json `design.trials`; 0 when any is unknown)."""
+    total = 0
+    for d in dirs:
+        try:
+            n = (json.loads((d / STUDY_FILE).read_text()).get("design") or {}).get("trials")
+        except (OSError, ValueError):
+            return 0
+        if not isinstance(n, int):
+            return 0
+        total += n
+    return total
 
 
 def _recorded(d: Path) -> dict | None:

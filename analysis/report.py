@@ -8,6 +8,7 @@ import pandas as pd
 from analysis import columns as C
 from analysis.downstream import SEED001_GAIN_POINTS
 from analysis.collapse import describe_rule
+from analysis.confirm_markdown import render_confirmatory
 from analysis.primary import POST_HOC, PRE_REGISTERED
 from analysis.memory_cost import FEATURES, MEM, METHOD, NETWORK, NORM, RESOLUTION, SEED002_SAVING_PCT, series_keys
 from analysis.pipeline import Analysis
@@ -38,6 +39,11 @@ def _primary(a: Analysis) -> str:
     if status is None or status.plan is None:
         return "\n\n".join(out)
     plan = status.plan
+    if a.confirmatory is not None and a.confirmatory.primary is not None:  # named cells: the within-cell test
+        out.append(f"The plan: {plan.describe()}. Collapse rule: {describe_rule(plan.collapse)}."
+                   + (f" {plan.note}" if plan.note else ""))
+        out.append(render_confirmatory(a.confirmatory, plan))
+        return "\n\n".join(out)
     out.append(f"The plan: {plan.describe()}. Collapse rule: {describe_rule(plan.collapse)}."
                + (f" Reproduced means: direction {plan.direction} and the CI including {plan.reproduced['value']:g}"
                   f" ({plan.reproduced.get('source', 'the paper')})." if plan.reproduced.get("value") is not None
@@ -57,6 +63,8 @@ def _primary(a: Analysis) -> str:
     if a.measurements:
         out.append("FID was measured in several ways; each measurement setting has its own row "
                    "(values measured differently are never pooled).")
+    if a.confirmatory is not None:  # named cells, but the within-cell test could not run: say why
+        out.append(render_confirmatory(a.confirmatory, plan))
     return "\n\n".join(out)
 
 

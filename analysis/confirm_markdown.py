@@ -1,0 +1,85 @@
+"""Markdown of a confirmatory analysis (analysis/confirmatory.py), shared by report.md and docs/findings.md."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analysis.confirmatory import Confirmatory
+from analysis.plan import AnalysisPlan
+from analysis.tables import markdown_table
+
+
+def render_confirmatory(conf: Confirmatory, plan: AnalysisPlan, *, heading: str = "###") -> str:
+    """The primary within-cell test with its per-cell detail, TOST and power, then the secondary tests."""
+    out = [f"{heading} Confirmatory test within the plan's cells ({' x '.join(conf.cells)})"]
+    if conf.expected_trials and not conf.complete:
+        out.append(f"**Interim: {conf.trials} of the design's {conf.expected_trials} trials are in.** The plan's "
+                   "verdict is drawn only when the design is complete; the numbers below are a progress check.")
+    if conf.primary is None:
+        out.append(f"Not available: {conf.note or 'too few configurations beyond the cells'}.")
+        return "\n\n".join(out)
+    p = conf.primary
+    out.append(
+        f"{p.n} configurations in {p.k} cells ({conf.trials} trials); the unit is the configuration (its seeds "
+        f"averaged), collapsed runs included. Within-cell r = **{p.r:.3f}**, 95% CI [{p.ci_low:.3f}, {p.ci_high:.3f}] "
+        f"(Fisher z, {p.df} df = n - K - 2); within-cell permutation p = {_p(p.p_perm)} ({p.perm_kind}; configurations "
+        f"permuted only inside their cell); cells with the plan's sign: {p.sign_consistent} of {p.cells_with_r}.")
+    if p.smallest_effect:
+        out.append(
+            f"Smallest effect of interest |r| = {p.smallest_effect:g}: equivalence (TOST) p = {_p(p.tost_p)}; the design's "
+            f"power to detect it, given this study's seed noise, is {_pct(p.power)} (reliability of a configuration's "
+            f"seed mean within cells: {_num(p.reliability_y)} for {_label(plan.outcome)}, {_num(p.reliability_x)} for "
+            f"{_label(plan.predictor)}; within-cell ICC of one seed's {_label(plan.outcome)} {_num(p.icc_y)}).")
+    verdict = p.verdict if conf.complete or not conf.expected_trials else f"{p.verdict} (interim; not a verdict)"
+    out.append(f"**Verdict: {verdict}** ({p.why}).")
+    cells = pd.DataFrame([{"cell": c["cell"], "configurations": c["n"], "r in the cell": c["r"],
+                           "within-cell r without it": c["loco_r"]} for c in p.per_cell])
+    out.append(markdown_table(cells))
+    if not conf.secondary.empty:
+        sec = conf.secondary.assign(**{"95% CI": [_ci(lo, hi) for lo, hi in zip(conf.secondary.ci_low,
+                                                                               conf.secondary.ci_high)]})
+        out.append(f"Secondary tests declared in the plan (q: Benjamini-Hochberg over these {len(sec)} tests):")
+        out.append(markdown_table(sec[["test", "n", "r", "95% CI", "p", "q", "verdict"]]))
+    if not conf.rank_fidelity.empty:
+        rf = conf.rank_fidelity
+        table = pd.DataFrame({
+            "early signal": rf.signal, "Spearman with final log FID": rf.spearman,
+            "95% CI": [_ci(lo, hi) for lo, hi in zip(rf.ci_low, rf.ci_high)],
+            "keep-half regret": rf.regret, "P(best kept)": rf.p_best_kept, "random half: regret": rf.random_regret,
+            "random half: P(best kept)": rf.random_p_best, "best factor rule (hindsight)": rf.best_rule,
+            "its regret": rf.best_rule_regret})
+        out.append("Rank fidelity of early signals (out of sample: ranked with the other seeds, scored with the "
+                   "held-out seed's final log FID, rotated over seeds; regret in log FID; the factor rule is chosen "
+                   "with hindsight and stays outside the q-value family):")
+        out.append(markdown_table(table))
+    if not conf.collapse.empty:
+        col = conf.collapse.assign(**{"95% CI (configurations)": [_ci(lo, hi) for lo, hi in
+                                                                   zip(conf.collapse.ci_low, conf.collapse.ci_high)]})
+        out.append(f"Collapse by cell ({plan.collapse.get('rule')} rule; a configuration counts when any seed "
+                   "collapsed; exact Clopper-Pearson interval over configurations):")
+        out.append(markdown_table(col[["cell", "configurations", "with_collapse", "rate", "95% CI (configurations)",
+                                       "runs", "collapsed_runs"]]))
+    return "\n\n".join(out)
+
+
+def _label(column: str) -> str:
+    from analysis import columns as C
+
+    return C.label(column)
+
+
+def _p(v: float) -> str:
+    return "n/a" if not math.isfinite(v) else (f"{v:.4f}" if v >= 1e-4 else f"{v:.1e}")
+
+
+def _pct(v: float) -> str:
+    return "n/a" if not math.isfinite(v) else f"{v:.2f}"
+
+
+def _num(v: float) -> str:
+    return "n/a" if not math.isfinite(v) else f"{v:.2f}"
+
+
+def _ci(lo: float, hi: float) -> str:
+    return "n/a" if not (math.isfinite(lo) and math.isfinite(hi)) else f"[{lo:.3f}, {hi:.3f}]"
