@@ -65,6 +65,8 @@ def test_nih_official_lists_task_views_and_missing_files(layouts, tmp_path):
     assert set(splits["test"].patient_ids) == {str(p) for p in range(17, 21)}  # test_list.txt, as given
     sheet = sheets.read_sheet("nih", root, sheets.Task())
     assert sheet.rows_read == 60 and sheet.left_out == {sheets.task.OTHER_FINDING: 10, sheets.task.MISSING_FILE: 1}
+    assert sheet.images_listed == 60  # the last image is missing: named with its row
+    assert sheet.missing == (f"{root}/images/00000020_002.png ({root}/Data_Entry_2017.csv row 61)",)
     assert sum(len(ds) for ds in splits.values()) == 49
     effusion = load_split(str(root), "train", 32, cache_dir=tmp_path / "c", data_task="effusion")
     assert effusion.class_names == ("NORMAL", "EFFUSION") and effusion.fingerprint != splits["train"].fingerprint
@@ -142,7 +144,8 @@ def test_mimic_official_split_labels_per_study_and_views(layouts, tmp_path):
 def test_rsna_one_image_per_patient_detail_classes_and_errors(layouts, tmp_path):
     root = layouts["rsna"]
     sheet = sheets.read_sheet("rsna", root, sheets.Task())
-    assert sheet.rows_read == 40 and len(sheet.paths) == 30 and int(sheet.labels.sum()) == 10
+    assert sheet.rows_read == 50 and sheet.images_listed == 40  # one row per box: 10 positives have two
+    assert len(sheet.paths) == 30 and int(sheet.labels.sum()) == 10
     assert sheet.left_out == {sheets.task.OTHER_FINDING: 10}  # No Lung Opacity / Not Normal
     with pytest.raises(DataError, match="only Pneumonia"):
         load_split(str(root), "train", 32, cache_dir=tmp_path / "c", data_task="Effusion")

@@ -1,14 +1,17 @@
 """`gan-study data SRC`: what a `--data` source holds, as a trial would load it, in one table.
 
 Prints the format found (or forced with `nih:ROOT`, ...), the task (`--set data_task=...`), how the splits
-are made, images per split and class, patients, and the rows left out and why. `--decode` also decodes every
-split into the cache at the config's resolution (what a trial then reuses) and counts unreadable files.
+are made, what the sheet's rows count, images per split and class, patients, and the images left out and why,
+naming the first few missing files with their sheet rows. `--decode` also decodes every split into the cache
+at the config's resolution (what a trial then reuses), counts unreadable files and names them, and names the
+files a decoder warned about (one line each, not a library's warning).
 
     gan-study data /data/nih --set data_task=Effusion
 """
 from __future__ import annotations
 
 import argparse
+import warnings
 
 import numpy as np
 
@@ -33,26 +36,32 @@ def main(args: argparse.Namespace) -> int:
 
 
 def describe(cfg: TrialConfig, decode: bool = False) -> dict:
-    """{'head': [(label, text)], 'classes': names, 'splits': {split: (counts, patients)}, 'left_out': {...}}."""
-    from trainers.data import SPLITS, load_split, sheets, task_options
+    """{'head': [(label, text)], 'classes': names, 'splits': {split: (counts, patients)}, 'left_out': {...},
+    'listed': images the sheet lists or None, 'notes': [(label, one line)]}."""
+    from trainers.data import SPLITS, DataWarning, folder, load_split, sheets, task_options
+    from trainers.data.notes import listing
     from trainers.data.sheets.split import split_index
     from trainers.data.sheets.task import UNREADABLE, Task
 
     task = Task(cfg.data_task, cfg.data_uncertain, cfg.data_views)
     fmt, path = sheets.resolve(cfg.data) if cfg.data not in ("phantom", "pneumoniamnist") else (None, None)
-    out: dict = {"head": [("source", cfg.data)], "splits": {}, "left_out": {}, "rows": None}
+    out: dict = {"head": [("source", cfg.data)], "splits": {}, "left_out": {}, "listed": None, "notes": []}
     if fmt is not None:
         sheet = sheets.read_sheet(fmt, path, task)
         out["head"] += [("format", f"{sheet.title} ({fmt}): {', '.join(p.name for p in sheet.files)}"),
+                        ("rows", sheet.count_note),
                         ("task", sheet.task_note), ("splits", f"{sheet.split_note} (seed {cfg.seed})")]
-        out["classes"], out["left_out"], out["rows"] = sheet.class_names, dict(sheet.left_out), sheet.rows_read
+        out["classes"], out["left_out"], out["listed"] = sheet.class_names, dict(sheet.left_out), sheet.images_listed
+        if sheet.missing:
+            out["notes"].append(("missing", sheet.missing_note()))
         for s in SPLITS:
             idx = split_index(sheet, s, cfg.seed)
             out["splits"][s] = (np.bincount(sheet.labels[idx], minlength=len(sheet.class_names)),
                                 set(sheet.patients[idx]))
     elif path is not None and path.is_dir():
-        from trainers.data import folder
+        from trainers.data import check_folder_source
 
+        check_folder_source(path, cfg.data)
         if task != Task():
             raise UserError(f"data_task/data_uncertain/data_views apply to label sheets; {cfg.data} has class folders")
         layout, _ = folder.scan(path)
@@ -70,11 +79,13 @@ def describe(cfg: TrialConfig, decode: bool = False) -> dict:
                                        "pneumoniamnist": "PneumoniaMNIST"}.get(cfg.data, "MedMNIST-style .npz")))
         decode = True
     if decode:
-        unreadable = 0
+        unreadable, named, warned = 0, [], []
         for s in SPLITS:
             try:
-                ds = load_split(cfg.data, s, cfg.resolution, hist_eq=cfg.hist_eq, seed=cfg.seed, skip_unreadable=True,
-                                **task_options(cfg))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DataWarning)  # told below, in the table's own lines
+                    ds = load_split(cfg.data, s, cfg.resolution, hist_eq=cfg.hist_eq, seed=cfg.seed,
+                                    skip_unreadable=True, **task_options(cfg))
             except UserError:
                 if s in out["splits"] or not (fmt is None and path is not None and path.is_dir()):
                     raise
@@ -83,8 +94,17 @@ def describe(cfg: TrialConfig, decode: bool = False) -> dict:
             patients = set(ds.patient_ids) if ds.patient_ids is not None else set()
             out["splits"][s] = (np.bincount(ds.labels, minlength=len(ds.class_names)), patients)
             unreadable += ds.skipped
+            for kind, text in map(folder.read_note, ds.decode_notes):
+                (named if kind == folder.UNREADABLE_NOTE else warned).append(text)
         out["left_out"][UNREADABLE] = unreadable
         out["head"].append(("decoded", f"into the cache at {cfg.resolution} px"))
+        if unreadable:
+            out["notes"].append(("unreadable", f"{unreadable} image(s) skipped: " + (
+                listing(named, unreadable) if named else "names not in this cache entry (decoded by an older "
+                                                         "version); clear $GAN_STUDY_CACHE/data to list them")))
+        if warned:
+            out["notes"].append(("warnings", f"{len(warned)} image(s) decoded with a warning (check them): "
+                                             + listing(warned)))
     return out
 
 
@@ -113,7 +133,10 @@ def render(d: dict) -> str:
         lines.append(row(f"left out: {reason}", blank + [n, ""]))
     if UNREADABLE not in d["left_out"]:
         lines.append(row(f"left out: {UNREADABLE}", blank + ["?", ""]) + "  (not decoded: add --decode)")
-    if d["rows"] is not None:
-        lines.append(row("rows read", blank + [d["rows"], ""]))
+    if d["listed"] is not None:
+        lines.append(row("images listed (kept + left out)", blank + [d["listed"], ""]))
+    if d["notes"]:
+        lines.append("")
+        lines += [f"{label:<10} {text}" for label, text in d["notes"]]
     return "\n".join(lines)
 

@@ -7,7 +7,6 @@ Example:
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +15,18 @@ from trainers.data import folder, npz, phantom, sheets
 from trainers.data.cache import cached_arrays, default_cache_dir
 from trainers.data.decode import preprocess
 from trainers.data.image_set import ImageSet, _hash
+from trainers.data.notes import DataWarning, listing, warn
 from trainers.data.sheets import split as sheet_split
 from trainers.data.sheets.task import Task
 from trainers.data.splits import patient_id
 from trainers.errors import DataError
 
-__all__ = ["ImageSet", "load_split", "load_reference_split", "default_cache_dir", "task_options", "SPLITS"]
+__all__ = ["ImageSet", "DataWarning", "load_split", "load_reference_split", "default_cache_dir", "task_options",
+           "SPLITS"]
 REFERENCE_SEED = 0  # the phantom drawn for reference statistics, whatever the trial's seed
 SPLITS = ("train", "val", "test")
 CACHE_VERSION = 2  # bump when preprocessing or the entry format changes (2: a directory of .npy, memory-mapped)
+_warned: set[str] = set()  # per process: a sheet's missing files are told once, not once per split loaded
 
 
 def load_split(
@@ -54,7 +56,8 @@ def load_split(
         class_subset: keep one class by name ("" = all).
         limit: keep N images chosen by a seeded permutation (0 = all), in file order.
         cache_dir: where decoded splits are cached (default $GAN_STUDY_CACHE or ~/.cache/gan-study).
-        skip_unreadable: skip files that cannot be decoded (counted in `ImageSet.skipped`) instead of failing.
+        skip_unreadable: skip files that cannot be decoded (counted in `ImageSet.skipped`, named in
+            `ImageSet.decode_notes` and in a `DataWarning`) instead of failing.
         seed: seeds the patient-grouped validation carve and `limit`.
         carve: False keeps a carved source's train and tiny val pooled (train split only): the whole
             labelled training data, the same for every seed (see `load_reference_split`).
@@ -71,6 +74,9 @@ def load_split(
                         f"{source} has fixed classes: leave them at their defaults")
     if sheet_format is not None:
         sheet = sheets.read_sheet(sheet_format, sheet_path, task)
+        if sheet.missing and sheet.fingerprint not in _warned:
+            _warned.add(sheet.fingerprint)
+            warn(sheet.missing_note())
         carved = split in ("train", "val") and sheet_split.carves_validation(sheet)
         if carved and not carve:
             if split != "train":
@@ -93,15 +99,7 @@ def load_split(
         build = lambda work: _npz_arrays(path, split, resolution, hist_eq)  # noqa: E731
     else:
         root = Path(source)
-        if not root.exists():
-            raise DataError(
-                f"data source {source!r} does not exist; use 'phantom', 'pneumoniamnist', an .npz file, "
-                "a folder <root>/{train,val,test}/<CLASS>/<images>, a CSV manifest or a label-sheet folder "
-                f"({sheets.signatures()})"
-            )
-        if root.is_dir() and not (root / "train").is_dir():
-            raise DataError(f"data folder {root} has no train/ folder and no label sheet; expected "
-                            f"<root>/{{train,val,test}}/<CLASS>/* or one of: {sheets.signatures()}")
+        check_folder_source(root, source)
         layout, folder_fp = folder.scan(root)
         # The seed only matters where train/val are carved by patient; test is shared across seeds.
         carved = split in ("train", "val") and folder.carves_validation(layout)
@@ -118,8 +116,15 @@ def load_split(
     key = _hash(CACHE_VERSION, source_fp, split, resolution, hist_eq, skip_unreadable)
     arrays = cached_arrays(cache / "data" / key, build)  # images: a read-only memmap shared on the node
     skipped = int(arrays["skipped"])
+    decode_notes = tuple(str(n) for n in arrays.get("decode_notes", ()))  # absent in entries cached before
+    told = [folder.read_note(n) for n in decode_notes]
+    unreadable = [text for kind, text in told if kind == folder.UNREADABLE_NOTE]
     if skipped:
-        warnings.warn(f"{source}: skipped {skipped} unreadable image(s) in {split}", stacklevel=2)
+        warn(f"{source}: skipped {skipped} unreadable image(s) in {split}" + (f": {listing(unreadable, skipped)}"
+                                                                            if unreadable else ""))
+    warned = [text for kind, text in told if kind == folder.WARNING_NOTE]
+    if warned:
+        warn(f"{source}: {len(warned)} image(s) in {split} decoded with a warning (check them): {listing(warned)}")
     ds = ImageSet(
         images=arrays["images"],
         labels=arrays["labels"].astype(np.int64),
@@ -128,6 +133,7 @@ def load_split(
         patient_ids=arrays["patient_ids"] if arrays["patient_ids"].size else None,
         skipped=skipped,
         source=str(source),
+        decode_notes=decode_notes,
     )
     if class_subset:
         ds = ds.subset_class(class_subset)
@@ -135,7 +141,13 @@ def load_split(
         keep = np.sort(np.random.default_rng(seed).permutation(len(ds))[:limit])
         ds = ds.select(keep, f"limit={limit},seed={seed}")
     if len(ds) == 0:
-        raise DataError(f"{source} {split} split is empty")
+        why = f" after class_subset={class_subset!r}" if class_subset else ""
+        if sheet_format is not None and not why:
+            left = ", ".join(f"{n} {r}" for r, n in sheet.left_out.items())
+            why = (f": {', '.join(p.name for p in sheet.files)} in {sheet.root} list {sheet.images_listed} images, "
+                   f"{len(sheet.paths)} kept for the task, none in {split} ({sheet.split_note}); "
+                   f"left out: {left or 'none'}")
+        raise DataError(f"{source} {split} split is empty{why}")
     return ds
 
 
@@ -160,6 +172,24 @@ def load_reference_split(
                       skip_unreadable=skip_unreadable, seed=REFERENCE_SEED, carve=False, **task)
 
 
+def check_folder_source(root: Path, source: str) -> None:
+    """DataError, one line, for a path that is no source: missing, a file of another kind, a folder without train/."""
+    if not root.exists():
+        raise DataError(
+            f"data source {source!r} does not exist; use 'phantom', 'pneumoniamnist', an .npz file, "
+            "a folder <root>/{train,val,test}/<CLASS>/<images>, a CSV manifest or a label-sheet folder "
+            f"({sheets.signatures()})"
+        )
+    if root.is_file():
+        raise DataError(f"data source {root} is a file but neither a .csv manifest nor an .npz; point --data at "
+                        f"one of those or at the dataset's folder ({sheets.signatures()})")
+    if not (root / "train").is_dir():
+        inside = sheets.nearby(root)
+        raise DataError(f"data folder {root} has no train/ folder and no label sheet"
+                        + (f"; it holds {listing(inside)}: point --data there" if inside else
+                           f"; expected <root>/{{train,val,test}}/<CLASS>/* or one of: {sheets.signatures()}"))
+
+
 def task_options(cfg) -> dict[str, str]:
     """A TrialConfig's data_task, data_uncertain and data_views, as load_split keywords."""
     return {"data_task": cfg.data_task, "data_uncertain": cfg.data_uncertain, "data_views": cfg.data_views}
@@ -182,25 +212,31 @@ def _npz_arrays(path: Path, split: str, resolution: int, hist_eq: bool) -> dict[
 def _folder_arrays(layout: dict, root: Path, split: str, resolution: int, hist_eq: bool, skip: bool,
                    seed: int | None, work: Path) -> dict:
     paths, labels, names = folder.split_files(layout, root, split, seed)
-    images, keep = folder.decode_files(paths, resolution, hist_eq, skip, work_dir=work)  # resumable shards
+    notes: list[str] = []
+    images, keep = folder.decode_files(paths, resolution, hist_eq, skip, work_dir=work, notes=notes)  # resumable
     patients = np.array([patient_id(p) for p, k in zip(paths, keep) if k], dtype=str)
-    return _pack(images, labels[keep], names, patients, int((~keep).sum()))
+    return _pack(images, labels[keep], names, patients, int((~keep).sum()), notes)
 
 
 def _sheet_arrays(sheet, split: str, resolution: int, hist_eq: bool, skip: bool, seed: int | None,
                   work: Path) -> dict:
     index = sheet_split.split_index(sheet, split, seed)
     paths = [Path(sheet.paths[i]) for i in index]
+    notes: list[str] = []
     try:
-        images, keep = folder.decode_files(paths, resolution, hist_eq, skip, work_dir=work)  # resumable shards
+        images, keep = folder.decode_files(paths, resolution, hist_eq, skip, work_dir=work, notes=notes)  # resumable
     except DataError as exc:  # name the sheet row too
         row = next((sheet.where(i) for i, p in zip(index, paths) if str(p) in str(exc)), "")
         raise DataError(f"{exc} ({row})" if row else str(exc)) from None
+    if notes:  # name the sheet row of each file skipped or decoded with a warning
+        rows = {str(p): sheet.where(i) for i, p in zip(index, paths)}
+        notes = [folder.note(kind, f"{path} ({rows[path]})" if path in rows else path, text)
+                 for kind, path, text in (n.split("\t", 2) for n in notes)]
     return _pack(images, sheet.labels[index][keep], sheet.class_names, sheet.patients[index][keep],
-                 int((~keep).sum()))
+                 int((~keep).sum()), notes)
 
 
-def _pack(images, labels, names, patients, skipped) -> dict[str, np.ndarray]:
+def _pack(images, labels, names, patients, skipped, notes=()) -> dict[str, np.ndarray]:
     if not isinstance(images, np.memmap):  # a memmap was written by the decoder: moved, not copied
         images = np.ascontiguousarray(images, dtype=np.uint8)
     return {
@@ -209,4 +245,5 @@ def _pack(images, labels, names, patients, skipped) -> dict[str, np.ndarray]:
         "class_names": np.array(names, dtype=str),
         "patient_ids": np.array([], dtype=str) if patients is None else patients,
         "skipped": np.array(skipped),
+        "decode_notes": np.array(list(notes), dtype=str),  # folder.note(): files skipped or decoded with a warning
     }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +26,8 @@ from trainers.atomic import build_lock
 
 Arrays = dict[str, np.ndarray]
 MMAPPED = "images"  # the one large array: memory-mapped; the others are small and read into memory
-_opened: dict[tuple[str, int, int], Arrays] = {}  # per process: reopening an entry returns the same map
+_opened: dict[tuple[str, int, int, str], Arrays] = {}  # per process: reopening an entry returns the same map
+BUILD_ID = "build.id"  # a random token written with every entry: a rebuilt entry never matches a memoised one
 
 
 def default_cache_dir() -> Path:
@@ -66,7 +68,9 @@ def _open(entry: Path) -> Arrays | None:
         st = (entry / f"{MMAPPED}.npy").stat()
     except (FileNotFoundError, NotADirectoryError):
         return None
-    memo_key = (str(entry), st.st_ino, st.st_mtime_ns)  # a rebuilt entry is a new file: a new map
+    # A rebuilt entry is a new file: a new map. Its build id tells it apart even where the file system reuses
+    # the inode within one timestamp tick (entries of older versions have none: inode and mtime only).
+    memo_key = (str(entry), st.st_ino, st.st_mtime_ns, _build_id(entry))
     if memo_key in _opened:
         return _opened[memo_key]
     try:
@@ -97,6 +101,8 @@ def _publish(entry: Path, arrays: Arrays, work: Path) -> None:
             else:
                 np.save(dst, np.asarray(a), allow_pickle=False)
             _fsync(dst)
+        (tmp / BUILD_ID).write_text(uuid.uuid4().hex)
+        _fsync(tmp / BUILD_ID)
         os.chmod(tmp, 0o755)  # mkdtemp creates 0700; the cache is shared by every trial on the node
         _fsync(tmp)
         try:
@@ -108,6 +114,13 @@ def _publish(entry: Path, arrays: Arrays, work: Path) -> None:
         _fsync(entry.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build_id(entry: Path) -> str:
+    try:
+        return (entry / BUILD_ID).read_text()
+    except OSError:
+        return ""
 
 
 def _discard(entry: Path) -> None:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -42,7 +46,7 @@ def scan(root: Path) -> tuple[dict[str, dict[str, list[Path]]], str]:
             entries = sorted((e for e in os.scandir(split_dir / c) if e.is_file() and not e.name.startswith(".")),
                              key=lambda e: e.name)
             if not entries:
-                raise DataError(f"class folder {split_dir / c} is empty")
+                raise DataError(_empty_class_message(root, split_dir / c))
             for e in entries:
                 st = e.stat()
                 h.update(f"{split}/{c}/{e.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -54,6 +58,15 @@ def scan(root: Path) -> tuple[dict[str, dict[str, list[Path]]], str]:
         if sorted(classes) != names:
             raise DataError(f"{root / split} has classes {sorted(classes)} but train has {names}")
     return layout, h.hexdigest()[:16]
+
+
+def _empty_class_message(root: Path, class_dir: Path) -> str:
+    subs = sorted(e.name for e in os.scandir(class_dir) if e.is_dir())
+    if subs:
+        return (f"class folder {class_dir} holds no image files, only sub-folders ({subs[0]}, ...); a class folder "
+                f"holds its images directly (<root>/{{train,val,test}}/<CLASS>/<image files>); for a label-sheet "
+                f"dataset, its sheet belongs in {root}")
+    return f"class folder {class_dir} is empty; put the class's images in it or delete it"
 
 
 def carves_validation(layout: dict) -> bool:
@@ -84,39 +97,119 @@ def split_files(layout: dict, root: Path, split: str, seed: int | None) -> tuple
 
 
 def decode_files(paths: list[Path], resolution: int, hist_eq: bool, skip_unreadable: bool,
-                 work_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 work_dir: Path | None = None, notes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (N, R, R) and a keep-mask; decoding runs on threads (PIL releases the GIL while decoding).
 
     With `work_dir`, files are decoded in shards of SHARD_SIZE, each saved there as soon as it is done, so
     an interrupted decode resumes from the finished shards; the result is then a read-only np.memmap of
     `work_dir/images.npy`, assembled shard by shard so the split is never held in memory twice.
     A progress bar goes to stderr for more than PROGRESS_MIN files.
+    `notes` receives, in file order, one `note(kind, path, text)` per file skipped as unreadable (kind
+    UNREADABLE_NOTE) and per warning a decoder raised (kind WARNING_NOTE): the warning names the file there
+    instead of reaching stderr as a bare library line.
     """
+    found: dict[str, list[str]] = {}
+
     def one(path: Path) -> np.ndarray | None:
-        return _decode_one(path, resolution, hist_eq, skip_unreadable)
+        _decoding.path, _decoding.found = str(path), found
+        try:
+            return _decode_one(path, resolution, hist_eq, False)
+        except DataError as exc:
+            if not skip_unreadable:
+                raise
+            reason = str(exc).split(f"{path}: ", 1)[-1]  # the path is the note's own field
+            found.setdefault(str(path), []).append(note(UNREADABLE_NOTE, path, reason))
+            return None
+        finally:
+            _decoding.path = _decoding.found = None
+
+    def notes_of(part: list[Path]) -> list[str]:
+        return [n for p in part for n in found.pop(str(p), [])]
 
     if work_dir is None:
-        with _pool() as pool:
+        with _warnings_per_file(found), _pool() as pool:  # the pool is done before warnings are restored
             decoded = list(pool.map(one, paths))
         keep = np.array([d is not None for d in decoded], dtype=bool)
         images = np.stack([d for d in decoded if d is not None]) if keep.any() else _empty(resolution)
+        if notes is not None:
+            notes.extend(notes_of(paths))
         return images, keep
     work_dir.mkdir(parents=True, exist_ok=True)
     shards = [(i, min(i + SHARD_SIZE, len(paths))) for i in range(0, len(paths), SHARD_SIZE)]
     todo = [s for s in shards if not _shard_file(work_dir, s).is_file()]
     progress = _Progress(len(paths), len(paths) - sum(b - a for a, b in todo))
     pool = _pool()
+    with _warnings_per_file(found):  # around the shutdown too: files still decoding after an error warn here
+        try:
+            for a, b in todo:
+                decoded = []
+                for d in pool.map(one, paths[a:b]):
+                    decoded.append(d)
+                    progress.update(1)
+                _save_shard(work_dir, (a, b), decoded, resolution, notes_of(paths[a:b]))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: drop queued files, keep finished shards
+            progress.close()
+    images, keep, shard_notes = _assemble(work_dir, shards, resolution)
+    if notes is not None:
+        notes.extend(shard_notes)
+    return images, keep
+
+
+UNREADABLE_NOTE, WARNING_NOTE = "unreadable", "warning"
+_decoding = threading.local()  # the file the current decode thread is reading, for its warnings
+
+
+def note(kind: str, path: Path | str, text: str) -> str:
+    """A decode note as stored in the cache: 'KIND<tab>PATH<tab>TEXT' (PATH may carry its sheet row)."""
+    return f"{kind}\t{path}\t{' '.join(text.split())}"
+
+
+def read_note(n: str) -> tuple[str, str]:
+    """(kind, 'PATH: TEXT') of a note, for one-line messages."""
+    kind, path, text = n.split("\t", 2)
+    return kind, f"{path}: {text}"
+
+
+@contextmanager
+def _warnings_per_file(found: dict[str, list[str]]) -> Iterator[None]:
+    """Warnings raised while a decode thread reads a file become that file's notes in `found` (every one:
+    "always", so a second file's identical warning is not swallowed as a repeat).
+
+    warnings' filters and showwarning are process-wide: the first decode in flight installs the capture and
+    the last one removes it (decodes on two threads at once share it); a warning from a thread that is not
+    decoding a file is shown as usual.
+    """
+    global _capturing, _capture_exit
+    with _capture_lock:
+        if _capturing == 0:
+            catch = warnings.catch_warnings()
+            catch.__enter__()
+            warnings.simplefilter("always")
+            shown = warnings.showwarning
+
+            def show(message, category, filename, lineno, file=None, line=None):
+                path, into = getattr(_decoding, "path", None), getattr(_decoding, "found", None)
+                if path is None or into is None:
+                    shown(message, category, filename, lineno, file, line)
+                else:
+                    into.setdefault(path, []).append(note(WARNING_NOTE, path, f"{category.__name__}: {message}"))
+
+            warnings.showwarning = show
+            _capture_exit = catch.__exit__
+        _capturing += 1
     try:
-        for a, b in todo:
-            decoded = []
-            for d in pool.map(one, paths[a:b]):
-                decoded.append(d)
-                progress.update(1)
-            _save_shard(work_dir, (a, b), decoded, resolution)
+        yield
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: drop queued files, keep finished shards
-        progress.close()
-    return _assemble(work_dir, shards, resolution)
+        with _capture_lock:
+            _capturing -= 1
+            if _capturing == 0:
+                _capture_exit(None, None, None)
+
+
+_capture_lock = threading.Lock()
+_capturing = 0  # decodes in flight that capture warnings
+_capture_exit = None
 
 
 SHARD_SIZE = 2048  # files per resumable unit: ~34 MB at 128 px; a resume repeats at most one shard
@@ -146,18 +239,22 @@ def _shard_file(work_dir: Path, shard: tuple[int, int], kind: str = "images") ->
     return work_dir / f"shard-{shard[0]:09d}-{shard[1]:09d}.{kind}.npy"
 
 
-def _save_shard(work_dir: Path, shard: tuple[int, int], decoded: list, resolution: int) -> None:
-    """Keep-mask first, images last: the images file marks the shard done, both written atomically."""
+def _save_shard(work_dir: Path, shard: tuple[int, int], decoded: list, resolution: int,
+                notes: Sequence[str] = ()) -> None:
+    """Keep-mask and notes first, images last: the images file marks the shard done, all written atomically."""
     keep = np.array([d is not None for d in decoded], dtype=bool)
     images = np.stack([d for d in decoded if d is not None]) if keep.any() else _empty(resolution)
-    for kind, array in (("keep", keep), ("images", images)):
+    for kind, array in (("keep", keep), ("notes", np.array(notes, dtype=str)), ("images", images)):
         with atomic_path(_shard_file(work_dir, shard, kind)) as tmp:
             np.save(tmp, array, allow_pickle=False)
 
 
-def _assemble(work_dir: Path, shards: list[tuple[int, int]], resolution: int) -> tuple[np.ndarray, np.ndarray]:
+def _assemble(work_dir: Path, shards: list[tuple[int, int]], resolution: int
+              ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Concatenate the shards into work_dir/images.npy through a memmap, one shard in memory at a time."""
     keep = np.concatenate([np.load(_shard_file(work_dir, s, "keep")) for s in shards]) if shards else np.zeros(0, bool)
+    notes = [str(n) for s in shards if _shard_file(work_dir, s, "notes").is_file()  # absent in older partial dirs
+             for n in np.load(_shard_file(work_dir, s, "notes"))]
     out = work_dir / "images.npy"
     images = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8, shape=(int(keep.sum()), resolution, resolution))
     row = 0
@@ -167,7 +264,7 @@ def _assemble(work_dir: Path, shards: list[tuple[int, int]], resolution: int) ->
         row += len(part)
     images.flush()
     del images
-    return np.load(out, mmap_mode="r"), keep
+    return np.load(out, mmap_mode="r"), keep, notes
 
 
 class _Progress:

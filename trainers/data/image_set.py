@@ -19,6 +19,8 @@ class ImageSet:
     patient_ids: np.ndarray | None = None  # str (N,), where the source encodes patients
     skipped: int = 0  # unreadable files skipped (skip_unreadable=True)
     source: str = field(default="", compare=False)
+    # 'KIND<tab>PATH<tab>TEXT' per file skipped as unreadable or decoded with a warning (folder.note)
+    decode_notes: tuple[str, ...] = field(default=(), compare=False)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

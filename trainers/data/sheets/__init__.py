@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainers.data.sheets.csvio import files_fingerprint
-from trainers.data.sheets.detect import FORMATS, resolve, signatures, split_prefix
+from trainers.data.sheets.detect import FORMATS, nearby, resolve, signatures, split_prefix
 from trainers.data.sheets.sheet import Sheet
 from trainers.data.sheets.task import Task
 
-__all__ = ["FORMATS", "Sheet", "Task", "read_sheet", "resolve", "signatures", "split_prefix"]
+__all__ = ["FORMATS", "Sheet", "Task", "nearby", "read_sheet", "resolve", "signatures", "split_prefix"]
 _memo: dict[tuple, Sheet] = {}  # per process: a trial loads train, reference, val and test from one sheet
 
 

@@ -28,19 +28,34 @@ _PATIENT = re.compile(r"^patient\d+$")
 
 
 def detect(root: Path) -> bool:
-    if not all((root / s).is_file() for s in SHEETS):
+    """By its files: train.csv and valid.csv; one of them with a `Path` column; or train/ or valid/ holding
+    patientNNNNN folders. What is wrong with them (a missing sheet or column) is `read`'s to say."""
+    present = [root / s for s in SHEETS if (root / s).is_file()]
+    if len(present) == len(SHEETS):
+        return True
+    if present:
+        with open(present[0], encoding="utf-8-sig", errors="replace") as f:
+            if f.readline().startswith("Path,"):
+                return True
+    return any(_has_patient_folders(root / d) for d in ("train", "valid"))
+
+
+def _has_patient_folders(folder: Path) -> bool:
+    if not folder.is_dir():
         return False
-    with open(root / "train.csv", encoding="utf-8-sig") as f:
-        header = f.readline()
-    return header.startswith("Path,") and "Frontal/Lateral" in header
+    with os.scandir(folder) as entries:
+        for _, e in zip(range(8), entries):  # the first few entries say it
+            if e.is_dir() and _PATIENT.match(e.name):
+                return True
+    return False
 
 
 def read(root: Path, task: Task) -> Sheet:
     sheets = tuple(root / s for s in SHEETS)
     for s in sheets:
         if not s.is_file():
-            raise DataError(f"{root} is not a CheXpert folder: {s} is missing (expected {SIGNATURE})")
-    parsed, findings = [], set()
+            raise DataError(f"{s} is missing: a CheXpert folder holds {SIGNATURE}; copy it from the dataset's root")
+    parsed, findings, rows_per_sheet = [], set(), []
     for origin, (sheet_path, split) in enumerate(zip(sheets, ("trainval", "test"))):
         columns, rows = read_rows(sheet_path, COLUMNS, whole_rows=True)
         observations = [c for c, i in sorted(columns.items(), key=lambda kv: kv[1]) if i >= columns[FIRST_OBSERVATION]]
@@ -59,9 +74,11 @@ def read(root: Path, task: Task) -> Sheet:
                 view = "FRONTAL"
             path = os.path.join(root, *(parts[1:] if parts[0] not in ("train", "valid") else parts))
             parsed.append((origin, line, path, patient, split, view, codes))
+        rows_per_sheet.append(len(parsed) - sum(rows_per_sheet))
     finding = match_finding(task, findings, f"{sheets[0]}'s observation columns")
     b = SheetBuilder("chexpert", TITLE, root, sheets, rows_read=len(parsed))
     for origin, line, path, patient, split, view, codes in parsed:
+        b.seen(patient, split, origin, line)
         where = sheets[origin]
         value = coded(where, line, finding, codes.get(finding, ""))
         # the other findings matter only for an uncertain finding read as negative (U-Zeros)
@@ -75,4 +92,5 @@ def read(root: Path, task: Task) -> Sheet:
         else:
             b.add(path, label, patient, split, origin, line)
     note = "official train.csv (val carved by patient) / valid.csv as test (the test set is not distributed)"
-    return b.finish(class_names(finding), note, task.describe(finding))
+    counted = " + ".join(f"{n} rows of {s.name}" for n, s in zip(rows_per_sheet, sheets)) + ", one per image"
+    return b.finish(class_names(finding), note, task.describe(finding), task, counted)

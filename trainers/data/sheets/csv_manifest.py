@@ -57,14 +57,17 @@ def read(path: Path, task: Task) -> Sheet:
         if canonical(task.finding) != canonical(DEFAULT_TASK):
             raise DataError(f"data_task={task.finding!r} needs findings labels (with 'No Finding'); {path}'s labels "
                             f"are class names: {', '.join(sorted(labels))}")
-        names = ("NORMAL", "PNEUMONIA") if labels <= {"0", "1"} else tuple(sorted(labels))
-        if len(names) < 2:
-            raise DataError(f"{path}: every row has label {names[0]!r}; a study needs two classes")
-        task_note = "classes from the label column: " + ", ".join(f"{i} = {n}" for i, n in enumerate(names))
+        numbered = labels <= {"0", "1"}
+        names = ("NORMAL", "PNEUMONIA") if numbered else tuple(sorted(labels))
+        if len(labels) < 2:
+            raise DataError(f"{path}: every row has label {next(iter(labels))!r}; a study needs two classes")
+        task_note = ("label 0 = NORMAL, label 1 = PNEUMONIA (as PneumoniaMNIST)" if numbered else
+                     "classes named by the label column: " + ", ".join(names) + " (sorted, as class folders)")
     if has_split and not any(r[4] == "test" for r in parsed):
         raise DataError(f"{path}: the split column has no test row; add test rows or drop the column to carve them")
     b = SheetBuilder("csv", TITLE, path.parent, (path,), rows_read=len(parsed))
     for line, file, label, patient, split in parsed:
+        b.seen(patient, split, 0, line)
         if findings_mode:
             present = {canonical(x) for x in label.split("|")}
             if canonical(finding) in present:
@@ -79,4 +82,4 @@ def read(path: Path, task: Task) -> Sheet:
         b.add(file, value, patient, split, 0, line)
     note = ("split column" + ("" if any(r[4] == "val" for r in parsed) else "; val carved from train by patient")
             if has_split else "no split column: test and val carved by patient")
-    return b.finish(names, note, task_note)
+    return b.finish(names, note, task_note, task)

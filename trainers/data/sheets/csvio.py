@@ -19,7 +19,8 @@ def sheet_error(path: Path, row: int, message: str) -> DataError:
 
 def read_rows(path: Path, required: Sequence[str], whole_rows: bool = False
               ) -> tuple[dict[str, int], Iterator[tuple[int, list[str]]]]:
-    """(column -> index, iterator of (row number, fields)); DataError naming a missing column or a short row.
+    """(column -> index, iterator of (row number, fields)); DataError naming a missing column, a short row, or a
+    sheet with a header and no rows (raised once the iterator is exhausted).
 
     Columns are found by exact name, so headers whose names contain commas (NIH's
     `OriginalImage[Width,Height]`) or end in a trailing comma do not matter as long as the needed
@@ -43,10 +44,12 @@ def read_rows(path: Path, required: Sequence[str], whole_rows: bool = False
     missing = [c for c in required if c not in columns]
     if missing:
         f.close()
-        raise DataError(f"{path} row 1: no column {missing[0]!r}; its header: {','.join(header)}")
+        raise DataError(f"{path} row 1: no column {missing[0]!r} (needed: {', '.join(required)}); its header: "
+                        f"{','.join(header)}; restore the file as the dataset ships it")
     need = len(header) if whole_rows else max(columns[c] for c in required) + 1 if required else 0
 
     def rows() -> Iterator[tuple[int, list[str]]]:
+        n = 0
         with f:
             try:
                 for fields in reader:
@@ -55,9 +58,13 @@ def read_rows(path: Path, required: Sequence[str], whole_rows: bool = False
                     if len(fields) < need:
                         raise sheet_error(path, reader.line_num,
                                           f"has {len(fields)} fields; the header has {len(header)}")
+                    n += 1
                     yield reader.line_num, fields
             except (OSError, UnicodeDecodeError, csv.Error, EOFError) as exc:
                 raise sheet_error(path, reader.line_num, f"{exc.__class__.__name__}: {exc}") from None
+        if not n:
+            raise DataError(f"label sheet {path} has no rows, only its header (row 1); copy the complete file "
+                            "again (a download or an edit cut it short)")
 
     return columns, rows()
 

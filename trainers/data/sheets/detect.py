@@ -2,7 +2,9 @@
 
 `nih:ROOT`, `chexpert:ROOT`, `mimic:ROOT`, `rsna:ROOT`, `csv:FILE` force a format (its files must be
 there); a plain path is recognised by the files listed in FORMATS, a `.csv` file is a manifest, and a
-folder with none of them is the Kaggle/Kermany class-folder tree.
+folder with none of them is the Kaggle/Kermany class-folder tree. A format is recognised by any of its files,
+so a damaged copy (a sheet missing, a column renamed) is read as that format, whose reader then says what is
+wrong with which file, rather than as a class-folder tree with a baffling message.
 """
 from __future__ import annotations
 
@@ -40,3 +42,17 @@ def resolve(source: str) -> tuple[str | None, Path]:
 def signatures() -> str:
     """What each format is recognised by, for messages."""
     return "; ".join(f"{m.TITLE}: {m.SIGNATURE}" for m in FORMATS.values())
+
+
+def nearby(folder: Path, limit: int = 64) -> list[str]:
+    """Sub-folders of `folder` that are a source (a label-sheet folder or a class-folder tree), for messages."""
+    found = []
+    try:
+        entries = sorted(e for _, e in zip(range(limit), folder.iterdir()) if e.is_dir())
+    except OSError:
+        return []
+    for d in entries:
+        fmt = next((name for name, m in FORMATS.items() if name != "csv" and m.detect(d)), None)
+        if fmt or (d / "train").is_dir():
+            found.append(f"{d} ({FORMATS[fmt].TITLE if fmt else 'class folders'})")
+    return found

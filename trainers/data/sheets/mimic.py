@@ -28,14 +28,16 @@ def _sheet(root: Path, kind: str) -> Path:
 
 
 def detect(root: Path) -> bool:
-    return _sheet(root, "split").is_file()
+    """Any of its sheets (`read` says which one is missing)."""
+    return any(_sheet(root, k).is_file() for k in ("split", "chexpert", "metadata"))
 
 
 def read(root: Path, task: Task) -> Sheet:
     split_path, label_path, meta_path = (_sheet(root, k) for k in ("split", "chexpert", "metadata"))
     for p in (split_path, label_path):
         if not p.is_file():
-            raise DataError(f"{root} is not a MIMIC-CXR-JPG folder: {p} is missing")
+            raise DataError(f"{p} is missing: a MIMIC-CXR-JPG folder holds {PREFIX}split.csv.gz and "
+                            f"{PREFIX}chexpert.csv.gz (plain .csv too); copy it from the dataset's root")
     columns, rows = read_rows(label_path, ("subject_id", "study_id", NO_FINDING), whole_rows=True)
     observations = [c for c, i in sorted(columns.items(), key=lambda kv: kv[1])
                     if c not in ("subject_id", "study_id")]
@@ -44,7 +46,9 @@ def read(root: Path, task: Task) -> Sheet:
     study_label: dict[str, int | str] = {}
     c_none, c_finding, c_others = columns[NO_FINDING], columns[finding], [columns[c] for c in others]
     c_obs = [columns[c] for c in observations]
+    label_rows = 0
     for line, f in rows:
+        label_rows += 1
         check_codes(label_path, line, observations, [f[i] for i in c_obs])
         value = coded(label_path, line, finding, f[c_finding])
         # the other findings matter only for an uncertain finding read as negative (U-Zeros)
@@ -67,6 +71,7 @@ def read(root: Path, task: Task) -> Sheet:
             raise sheet_error(split_path, line, f"split={split!r} is not one of {', '.join(SPLITS)}")
         if not subject.isdigit() or not study.isdigit():
             raise sheet_error(split_path, line, f"subject_id={subject!r} and study_id={study!r} must be numbers")
+        b.seen(subject, SPLITS[split], 0, line)
         if task.views != "all" and not task.view_ok(views.get(dicom, "")):
             b.leave_out(VIEW)
             continue
@@ -77,4 +82,6 @@ def read(root: Path, task: Task) -> Sheet:
         path = f"{root}/files/p{subject[:2]}/p{subject}/s{study}/{dicom}.jpg"
         b.add(path, label, subject, SPLITS[split], 0, line)
     note = "official split file (train / validate / test)"
-    return b.finish(class_names(finding), note, task.describe(finding))
+    counted = (f"{b.rows_read} rows of {split_path.name}, one per image; {label_rows} rows of {label_path.name}, "
+               "one per study")
+    return b.finish(class_names(finding), note, task.describe(finding), task, counted)

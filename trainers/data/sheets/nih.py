@@ -24,13 +24,15 @@ SIGNATURE = " or ".join(SHEETS[::-1])
 
 
 def detect(root: Path) -> bool:
-    return any((root / s).is_file() for s in SHEETS)
+    """Any of its files: the sheet, the split lists or images_NNN/ folders (then `read` says the sheet is missing)."""
+    return any((root / s).is_file() for s in SHEETS + LISTS) or any(d.is_dir() for d in root.glob("images_0[0-9][0-9]"))
 
 
 def read(root: Path, task: Task) -> Sheet:
     sheet_path = next((root / s for s in SHEETS if (root / s).is_file()), None)
     if sheet_path is None:
-        raise DataError(f"{root} is not an NIH ChestX-ray14 folder: it has no {SIGNATURE}")
+        raise DataError(f"{root} is not an NIH ChestX-ray14 folder: it has no {SIGNATURE}; copy the label sheet "
+                        "from the dataset's root into it")
     lists = [root / n for n in LISTS]
     present = [p.is_file() for p in lists]
     if any(present) and not all(present):
@@ -40,8 +42,14 @@ def read(root: Path, task: Task) -> Sheet:
     if all(present):
         split_of = {}
         for p, split in zip(lists, ("trainval", "test")):
-            for name in p.read_text().split():
-                split_of[name] = split
+            names = p.read_text().split()
+            if not names:
+                raise DataError(f"split list {p} is empty; copy the complete file again, or remove both "
+                                f"{' and '.join(LISTS)} to carve the splits by patient")
+            for name in names:
+                if split_of.setdefault(name, split) != split:
+                    raise DataError(f"{name} is in both {LISTS[0]} and {LISTS[1]} ({root}); an image belongs to one "
+                                    "split: restore the official lists")
     images = _image_files(root)
     columns, rows = read_rows(sheet_path, COLUMNS)
     c_name, c_labels, c_patient, c_view = (columns[c] for c in COLUMNS)
@@ -57,6 +65,8 @@ def read(root: Path, task: Task) -> Sheet:
     finding = match_finding(task, {x for r in parsed for x in r[2]}, str(sheet_path))
     b = SheetBuilder("nih", TITLE, root, (sheet_path,), rows_read=len(parsed))
     for line, name, labels, patient, view in parsed:
+        split = "" if split_of is None else split_of.get(name)
+        b.seen(patient, split or "", 0, line)
         if not task.view_ok(view):
             b.leave_out(VIEW)
             continue
@@ -67,14 +77,13 @@ def read(root: Path, task: Task) -> Sheet:
         else:
             b.leave_out(OTHER_FINDING)
             continue
-        split = "" if split_of is None else split_of.get(name)
         if split is None:
             b.leave_out(NO_SPLIT)
             continue
         b.add(images.get(name) or os.path.join(root, "images", name), label, patient, split, 0, line)
     note = ("official train_val_list.txt / test_list.txt; val carved from train_val by patient" if split_of is not None
             else "no split lists: test and val carved by patient")
-    return b.finish(class_names(finding), note, task.describe(finding))
+    return b.finish(class_names(finding), note, task.describe(finding), task)
 
 
 def _image_files(root: Path) -> dict[str, str]:

@@ -24,13 +24,15 @@ TASKS = ("pneumonia", "lung opacity")
 
 
 def detect(root: Path) -> bool:
-    return (root / SHEET).is_file()
+    """Any of its files: the label sheet, the class sheet or the image folder (`read` says what is missing)."""
+    return (root / SHEET).is_file() or (root / DETAIL).is_file() or (root / IMAGES).is_dir()
 
 
 def read(root: Path, task: Task) -> Sheet:
     sheet_path = root / SHEET
     if not sheet_path.is_file():
-        raise DataError(f"{root} is not an RSNA Pneumonia folder: it has no {SHEET}")
+        raise DataError(f"{sheet_path} is missing: an RSNA Pneumonia folder holds it beside {IMAGES}/; copy it "
+                        "from the challenge's stage 2 download")
     if canonical(task.finding) not in TASKS:
         raise DataError(f"data_task={task.finding!r} is not a finding of {sheet_path}; it labels only Pneumonia "
                         "(lung opacity)")
@@ -39,7 +41,9 @@ def read(root: Path, task: Task) -> Sheet:
                         "use data_views=frontal or all")
     columns, rows = read_rows(sheet_path, ("patientId", "Target"))
     target: dict[str, tuple[int, int]] = {}  # patientId -> (Target, first row)
+    rows_read = 0
     for line, f in rows:
+        rows_read += 1
         pid, t = f[columns["patientId"]].strip(), f[columns["Target"]].strip()
         if not pid or t not in ("0", "1"):
             raise sheet_error(sheet_path, line, f"patientId={pid!r} Target={t!r}: Target must be 0 or 1")
@@ -50,7 +54,7 @@ def read(root: Path, task: Task) -> Sheet:
     if (root / DETAIL).is_file():
         columns, rows = read_rows(root / DETAIL, ("patientId", "class"))
         normal = {f[columns["patientId"]].strip() for _, f in rows if f[columns["class"]].strip() == "Normal"}
-    b = SheetBuilder("rsna", TITLE, root, (sheet_path,), rows_read=len(target))
+    b = SheetBuilder("rsna", TITLE, root, (sheet_path,), rows_read=rows_read)
     for pid, (t, line) in target.items():
         if t == 0 and normal is not None and pid not in normal:
             b.leave_out(OTHER_FINDING)
@@ -59,4 +63,6 @@ def read(root: Path, task: Task) -> Sheet:
     note = "no official split: test and val carved by patient"
     task_note = ("NORMAL = Target 0" + (f" and class Normal in {DETAIL}" if normal is not None else "")
                  + ", PNEUMONIA = Target 1 (lung opacity); every image frontal")
-    return b.finish(class_names("Pneumonia"), note, task_note)
+    counted = (f"{rows_read} rows of {SHEET}, one per opacity box (one with blank box for none): "
+               f"{len(target)} images (patientIds)")
+    return b.finish(class_names("Pneumonia"), note, task_note, task, counted)

@@ -65,6 +65,9 @@ def match_finding(task: Task, available: Iterable[str], where: str) -> str:
     for a in names:
         if canonical(a) == canonical(task.finding):
             return a
+    if not names:
+        raise DataError(f"data_task={task.finding!r} is not a finding of {where}: it has no finding but "
+                        f"{NO_FINDING}, so it cannot make two classes")
     raise DataError(f"data_task={task.finding!r} is not a finding of {where}; findings there: {', '.join(names)}")
 
 
