@@ -1,6 +1,7 @@
 """Export a finished study's compact results for committing: `python3 -m study.export_results STUDY_DIR DEST`.
 
-Copies trials.parquet, history.parquet, study.json and, when `gan-study yardstick --study STUDY_DIR --out
+Copies trials.parquet, history.parquet, study.json, the journal as history.jsonl.gz (from which `gan-study resume`
+continues a designed study on another machine: study/runner.resume_from_store) and, when `gan-study yardstick --study STUDY_DIR --out
 STUDY_DIR/yardstick.json` has run, yardstick.json (kilobytes, not the checkpoints or Ray state) and
 makes them portable: the driver-local `study_dir` and `experiment_path` are dropped from study.json
 (read_spec derives the directory from where the file is) and absolute paths beside the checkout, such as
@@ -9,18 +10,20 @@ the repository root.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from study.layout import HISTORY_FILE, STUDY_FILE, TRIALS_FILE
+from study.layout import HISTORY_FILE, JOURNAL_FILE, STUDY_FILE, TRIALS_FILE
 from trainers.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 MACHINE_LOCAL = ("study_dir", "experiment_path")
-YARDSTICK_FILE = "yardstick.json"  # analysis.yardstick.YARDSTICK_FILE
+YARDSTICK_FILE = "yardstick.json"
+JOURNAL_ARCHIVE = JOURNAL_FILE + ".gz"  # the exported journal (study/runner.resume_from_store unpacks it)  # analysis.yardstick.YARDSTICK_FILE
 
 
 def portable(value: Any, root: Path = REPO) -> Any:
@@ -56,6 +59,12 @@ def export_results(study_dir: str | Path, dest: str | Path, root: Path = REPO) -
         portable_table(src / name, dest / name, root)
     spec = {k: v for k, v in json.loads((src / STUDY_FILE).read_text()).items() if k not in MACHINE_LOCAL}
     (dest / STUDY_FILE).write_text(json.dumps(portable(spec, root), indent=2, sort_keys=True) + "\n")
+    if (src / JOURNAL_FILE).is_file():  # a designed study resumes from its journal on another machine
+        lines = [json.dumps(portable(json.loads(line), root), allow_nan=True)
+                 for line in (src / JOURNAL_FILE).read_text().splitlines() if line.strip()]
+        # gzip at level 9 with no timestamp: the same journal gives the same bytes (a clean git diff)
+        with open(dest / JOURNAL_ARCHIVE, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+            f.write(("\n".join(lines) + "\n").encode())
     if (src / YARDSTICK_FILE).is_file():  # the floor and each trial's FID under every extractor seed
         doc = json.loads((src / YARDSTICK_FILE).read_text())
         (dest / YARDSTICK_FILE).write_text(json.dumps(portable(doc, root), indent=1) + "\n")

@@ -200,6 +200,7 @@ def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None 
 
     space, _ = prepared_space(spec)
     path = spec.experiment_path
+    _unpack_journal(Path(spec.study_dir))
     if not tune.Tuner.can_restore(path) and space.design is not None and (Path(spec.study_dir) / JOURNAL_FILE).is_file():
         return resume_from_store(spec, space, progress=progress, address=address, live=live,
                                  retry_errored=retry_errored)
@@ -218,6 +219,16 @@ def resume_study(spec: StudySpec, *, progress: bool = True, address: str | None 
         run_config.callbacks = build_callbacks(spec, space, progress=progress)
         tuner.fit()
     return outcome(spec)
+
+
+def _unpack_journal(study_dir: Path) -> None:
+    """An exported study carries its journal gzipped (study.export_results): unpack it to resume there."""
+    import gzip
+
+    packed = study_dir / (JOURNAL_FILE + ".gz")
+    if packed.is_file() and not (study_dir / JOURNAL_FILE).is_file():
+        with gzip.open(packed, "rb") as f:
+            (study_dir / JOURNAL_FILE).write_bytes(f.read())
 
 
 def remaining_points(spec: StudySpec, space: SearchSpace, *, retry_errored: bool = False

@@ -195,3 +195,10 @@ def test_designed_study_runs_and_resumes_from_its_results_store(tmp_path: Path, 
     np.testing.assert_allclose(again.set_index("config/design_id")["fid"].sort_index(), first.sort_index())
     # Nothing left: a second resume runs nothing.
     assert resume_study(read_spec(out), progress=False).counts == {"finished": 4}
+    # The exported (committable) copy carries its journal gzipped and resumes from it on another machine.
+    from study.export_results import export_results
+
+    exported = export_results(out, tmp_path / "exported")
+    assert (exported / "history.jsonl.gz").is_file() and not (exported / "history.jsonl").exists()
+    assert resume_study(read_spec(exported), progress=False).counts == {"finished": 4}
+    assert len(pd.read_parquet(exported / TRIALS_FILE)) == 4
