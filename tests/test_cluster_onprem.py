@@ -1,12 +1,16 @@
 """cluster.onprem.yaml: the cluster launcher's local provider on machines reachable over SSH. Checked against
 Ray's schema, and run for real: `ray up`, `ray exec ... gan-study run --space smoke` and `ray down` against an
-sshd on 127.0.0.1 (Debian's openssh-server) that this module starts with a key it makes."""
+sshd (Debian's openssh-server) that this module starts with a key it makes, on port 22 (the only one the
+launcher connects to) of a loopback address of its own, with free ports and temp dirs of its own, so that two
+runs of this module on one machine do not meet."""
 from __future__ import annotations
 
 import getpass
 import hashlib
+import importlib.util
 import json
 import os
+import random
 import shlex
 import shutil
 import socket
@@ -65,9 +69,18 @@ def test_same_install_and_start_commands_as_the_aws_cluster(onprem, aws):
     assert onprem["setup_commands"][2] == aws["setup_commands"][2]
 
 
-def port_in_use(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+def free_loopback_address() -> str:
+    """An address in 127.0.0.0/8, all of which is this machine's loopback on Linux, where port 22 is free: the
+    launcher's local provider only connects to port 22, and another run of this test may hold it elsewhere."""
+    for _ in range(20):
+        address = f"127.{random.randrange(1, 255)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+        with socket.socket() as s:
+            try:
+                s.bind((address, 22))
+            except OSError:
+                continue
+        return address
+    pytest.skip("no loopback address with a free port 22 here")
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +92,7 @@ def sshd():
                     "as .ci/run does")
     if os.geteuid() != 0:
         pytest.skip("an sshd on port 22 and a PID namespace need root")
-    if port_in_use(22):
-        pytest.skip("127.0.0.1:22 is taken; the launcher's local provider only connects to port 22")
+    address = free_loopback_address()
     root = Path(tempfile.mkdtemp(prefix="op", dir="/tmp"))  # short: Ray's socket paths live under rt/
     home = root / "home"
     home.mkdir()
@@ -91,9 +103,11 @@ def sshd():
     (root / "authorized_keys").chmod(0o600)
     # The "machine" is this one, as root, but with a home, a Ray temp dir and a Ray that are the test's own:
     # HOME keeps ~/.bashrc, ~/gan-study and ~/studies out of root's real home; RAY_TMPDIR keeps the head's
-    # address away from other Ray instances here; the project's environment is this checkout's .venv.
+    # address away from other Ray instances here; the project's environment is this checkout's .venv. The
+    # autoscaler's and the dashboard's Prometheus endpoints would otherwise take fixed ports (44217, 44227).
+    autoscaler_metrics, dashboard_metrics = free_ports(2)
     (root / "sshd_config").write_text(f"""\
-ListenAddress 127.0.0.1:22
+ListenAddress {address}:22
 HostKey {root}/host_key
 PidFile {root}/sshd.pid
 AuthorizedKeysFile {root}/authorized_keys
@@ -102,7 +116,8 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
-SetEnv HOME={home} RAY_TMPDIR={root}/rt GAN_STUDY_VENV={REPO}/.venv
+SetEnv HOME={home} RAY_TMPDIR={root}/rt GAN_STUDY_VENV={REPO}/.venv AUTOSCALER_METRIC_PORT={autoscaler_metrics} \
+DASHBOARD_METRIC_PORT={dashboard_metrics}
 """)
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
     log = open(root / "sshd.log", "w")
@@ -112,13 +127,13 @@ SetEnv HOME={home} RAY_TMPDIR={root}/rt GAN_STUDY_VENV={REPO}/.venv
                              "-e", "-f", str(root / "sshd_config")], stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     ssh = ["ssh", "-i", str(root / "user_key"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-           "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "root@127.0.0.1"]
+           "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", f"root@{address}"]
     try:
         deadline = time.monotonic() + 30
         while subprocess.run([*ssh, "true"], capture_output=True).returncode != 0:
             assert proc.poll() is None and time.monotonic() < deadline, (root / "sshd.log").read_text()
             time.sleep(0.3)
-        yield {"root": root, "home": home, "key": root / "user_key"}
+        yield {"root": root, "home": home, "key": root / "user_key", "address": address}
     finally:
         proc.kill()
         proc.wait()
@@ -126,19 +141,22 @@ SetEnv HOME={home} RAY_TMPDIR={root}/rt GAN_STUDY_VENV={REPO}/.venv
         shutil.rmtree(root, ignore_errors=True)
 
 
-def launcher_config(onprem: dict, root: Path, key: Path) -> dict:
-    """cluster.onprem.yaml with this machine as the only one; what else differs is said below."""
+def launcher_config(onprem: dict, root: Path, key: Path, address: str) -> dict:
+    """cluster.onprem.yaml with this machine (at `address`) as the only one; what else differs is said below."""
     cfg = json.loads(json.dumps(onprem))
-    cfg["cluster_name"] = f"gan-study-test-{os.getpid()}"
-    cfg["provider"].update(head_ip="127.0.0.1", worker_ips=[])
+    cfg["cluster_name"] = f"gan-study-test-{os.getpid()}-{root.name}"
+    cfg["provider"].update(head_ip=address, worker_ips=[])
     cfg["auth"] = {"ssh_user": "root", "ssh_private_key": str(key)}
     cfg["setup_commands"] = [c.replace("/mnt/shared/gan-study", str(root / "storage")) for c in cfg["setup_commands"]]
     # Other Ray instances may run on this machine: the head takes free ports instead of Ray's defaults.
-    gcs, objects, dashboard, agent = free_ports(4)
+    gcs, objects, dashboard, agent, client = free_ports(5)
+    more = f" --dashboard-port={dashboard} --dashboard-agent-listen-port={agent}"
+    if importlib.util.find_spec("grpc"):  # the Ray Client server (port 10001) starts only with ray[client]
+        more += f" --ray-client-server-port={client}"
     cfg["head_start_ray_commands"] = [
         c.replace("--port=6379", f"--port={gcs}").replace("--object-manager-port=8076",
                                                          f"--object-manager-port={objects}")
-        + (f" --dashboard-port={dashboard} --dashboard-agent-listen-port={agent}" if "ray start" in c else "")
+        + (more if "ray start" in c else "")
         for c in cfg["head_start_ray_commands"]]
     assert any(f"--port={gcs}" in c for c in cfg["head_start_ray_commands"])
     return cfg
@@ -157,7 +175,7 @@ def ray_processes_under(path: Path) -> list[str]:
 @pytest.mark.slow
 def test_ray_up_exec_smoke_study_down(onprem, sshd):
     root, home = sshd["root"], sshd["home"]
-    cfg = launcher_config(onprem, root, sshd["key"])
+    cfg = launcher_config(onprem, root, sshd["key"], sshd["address"])
     cfg_file = root / "cluster.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
     # TMPDIR: the launcher's config cache and SSH control sockets go with the test's temp dir.

@@ -80,3 +80,48 @@ def test_every_node_installs_the_project_and_knows_the_storage(cluster):
 
     assert f"ray[default,tune]=={ray.__version__}" in setup  # the same Ray as the submitting machine
     assert "pip install" not in setup  # never into the system Python
+
+
+def test_every_node_type_names_an_ubuntu_24_04_image_and_how_to_find_it_per_region(cluster):
+    """Without an ImageId, Ray substitutes its default AMI, a Deep Learning AMI (Ubuntu 18.04) whose python3 is
+    3.6, too old for gan-study. Every node type names its own, which Ray keeps; the file says where the current
+    id for another region comes from (a public SSM parameter for Ubuntu 24.04)."""
+    import ast
+    import re
+
+    import ray
+
+    # Ray's AWS config module imports boto3, which only the machine that runs `ray up` needs: read it instead.
+    source = ast.parse((Path(ray.__file__).parent / "autoscaler" / "_private" / "aws" / "config.py").read_text())
+    default_ami = next(ast.literal_eval(n.value) for n in ast.walk(source) if isinstance(n, ast.Assign)
+                       and any(isinstance(t, ast.Name) and t.id == "DEFAULT_AMI" for t in n.targets))
+    check_ami = next(n for n in ast.walk(source) if isinstance(n, ast.FunctionDef) and n.name == "_check_ami")
+    # _check_ami, run by `ray up`, puts DEFAULT_AMI in place of an ImageId that is one of these ("", "latest_dlami").
+    replaced = {c.value for n in ast.walk(check_ami) if isinstance(n, ast.Compare)
+                for c in ast.walk(n) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+    assert "" in replaced and default_ami[cluster["provider"]["region"]].startswith("ami-")
+    for name, node in cluster["available_node_types"].items():
+        image = node["node_config"].get("ImageId", "")
+        assert re.fullmatch(r"ami-[0-9a-f]{17}", image), (name, image)
+        assert image.lower() not in replaced and image not in default_ami.values(), (name, image)
+    text = (REPO / "cluster.yaml").read_text()
+    docs = (REPO / "docs" / "CLUSTER.md").read_text()
+    for parameter in ("/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id",
+                      "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"):
+        assert parameter in text and parameter in docs, parameter
+    assert cluster["auth"]["ssh_user"] == "ubuntu"  # the login of both Ubuntu images
+
+
+def test_setup_makes_a_venv_with_the_python_the_project_requires(cluster):
+    """The install step (cluster/setup-node.sh, tested in tests/test_cluster_setup_node.py) makes the project's
+    virtual environment and refuses a Python older than pyproject.toml's requires-python."""
+    import re
+    import tomllib
+
+    assert cluster["setup_commands"][0].startswith("bash ~/gan-study/cluster/setup-node.sh ")
+    script = (REPO / "cluster" / "setup-node.sh").read_text()
+    assert '"$python" -m venv "$venv"' in script
+    minimum = re.search(r"^min_python=(\S+)$", script, re.M).group(1)
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == f">={minimum}"
+    assert tuple(map(int, minimum.split("."))) >= (3, 10)
