@@ -2,12 +2,16 @@
 
 A configuration at level b is paired with the configuration that differs from it only in the factor
 (level a); seeds are averaged within each configuration first, so the pair is the unit. The effect is
-the mean paired difference; its CI bootstraps pairs and its p flips the signs of whole pairs (exact up
-to 2^16 pairs' worth of flips): valid whatever the seed-to-seed noise, since configurations are the unit.
+the mean paired difference; its p flips the signs of whole pairs (exact up to 2^16 pairs' worth of flips),
+and its CI inverts that same test (the shifts mu whose sign-flip p exceeds 0.05) up to 16 pairs, so the
+interval and the p never disagree; above 16 pairs the CI bootstraps pairs. Valid whatever the seed-to-seed
+noise, since configurations are the unit. (With 8 pairs a bootstrap interval can exclude 0 while the
+exact p is 0.19: it resamples only 8 values.)
 """
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,7 +39,10 @@ def paired_difference(trials: pd.DataFrame, factor: str, a, b, metric: str, *, p
     d = (pairs[b] - pairs[a]).to_numpy(dtype=float)
     if len(d) == 0:
         return _empty()
-    mean, lo, hi = bootstrap_mean(d, n_resamples=n_resamples, seed=seed)
+    if len(d) <= MAX_EXACT_PAIRS:
+        mean, (lo, hi) = float(d.mean()), sign_flip_interval(d)
+    else:
+        mean, lo, hi = bootstrap_mean(d, n_resamples=n_resamples, seed=seed)
     return {"n_pairs": len(d), "diff": mean, "ci_low": lo, "ci_high": hi, "p": sign_flip_p(d, n_resamples, seed),
             "mean_a": float(pairs[a].mean()), "mean_b": float(pairs[b].mean())}
 
@@ -68,6 +75,33 @@ def sign_flip_p(d: np.ndarray, n_random: int = 2000, seed: int = 0) -> float:
         signs[0] = 1.0  # the observed arrangement is one of the permutations
     null = np.abs((signs * d).mean(axis=1))
     return float(np.mean(null >= abs(d.mean()) - 1e-12))
+
+
+def sign_flip_interval(d: np.ndarray, ci: float = 0.95) -> tuple[float, float]:
+    """Exact interval for the mean paired difference: every shift mu whose exact sign-flip test of d - mu has
+    p > 1 - ci. Unbounded (-inf/inf) on a side where even a far shift cannot be rejected (too few pairs:
+    with n pairs the smallest p is 2 / 2^n, so n <= 5 never rejects at 0.05)."""
+    d = np.asarray(d, dtype=float)
+    if len(d) < 2:
+        return float("nan"), float("nan")
+    alpha = 1 - ci
+    if 2 / 2 ** len(d) > alpha:
+        return -math.inf, math.inf
+    m, spread = float(d.mean()), float(np.ptp(d)) or 1.0
+
+    def rejected(mu: float) -> bool:
+        return sign_flip_p(d - mu) <= alpha
+
+    def edge(direction: float) -> float:
+        inside, outside = m, m + direction * spread
+        while not rejected(outside):
+            outside = m + 2 * (outside - m)
+        for _ in range(60):  # bisection to float precision of the data's scale
+            mid = (inside + outside) / 2
+            inside, outside = (inside, mid) if rejected(mid) else (mid, outside)
+        return inside
+
+    return edge(-1.0), edge(1.0)
 
 
 def _empty() -> dict:

@@ -76,6 +76,12 @@ class Analysis:
     yardstick: list = field(default_factory=list)  # analysis.yardstick.YardstickEntry per FID measurement setting
     robustness: dict = field(default_factory=dict)  # extractor-seed re-scoring (DIR/yardstick.json), by extractor
     measurements: list[str] = field(default_factory=list)  # FID/KID measurement settings, when several
+    extractor_agreement: pd.DataFrame = field(default_factory=pd.DataFrame)  # analysis.extractors.agreement
+    heldout_fid: pd.DataFrame = field(default_factory=pd.DataFrame)  # test-split vs train-split FID per extractor
+    heldout_configs: pd.DataFrame = field(default_factory=pd.DataFrame)  # the same per configuration
+    quality: pd.DataFrame = field(default_factory=pd.DataFrame)  # precision/recall/density/coverage per configuration
+    memorisation: pd.DataFrame = field(default_factory=pd.DataFrame)  # analysis.privacy.memorisation_table
+    nearest_pairs: list = field(default_factory=list)  # analysis.privacy.PairsRecord of the best trials
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -126,6 +132,7 @@ def analyze(
         if not a.planned.empty:
             a.planned = judge(a.planned, a.plan.plan)
         _yardstick(a, compute=yardstick)
+        _extractors(a, compute=yardstick)
     a.memory_curves = memory_curves(data.memory)
     a.bn_saving = bn_saving(data.memory)
     if a.memory_curves.empty:
@@ -177,13 +184,35 @@ def _yardstick(a: Analysis, *, compute: bool) -> None:
                                                                            for e in missing))
 
 
+def _extractors(a: Analysis, *, compute: bool) -> None:
+    """Re-scored extractors and their agreement, held-out FID, density/coverage, memorisation and the nearest
+    pairs of the best trials (issue 23); each only where its columns exist. compute: write missing pairs of
+    trials whose generators are kept (pixels only)."""
+    from analysis import extractors as E
+    from analysis import privacy as P
+
+    a.analysed = E.with_rescored(a.analysed)
+    kw = {"n_resamples": a.n_resamples, "n_permutations": a.n_permutations, "seed": a.seed}
+    a.extractor_agreement = E.agreement(a.analysed, **kw)
+    a.heldout_fid = E.heldout_agreement(a.analysed, **kw)
+    a.heldout_configs = E.by_configuration(a.analysed, {"FID (train split, test n)": mk.FID_TRAIN_AT_TEST_N,
+                                                        "FID (test split)": mk.FID_TEST})
+    a.quality = E.quality_table(a.analysed)
+    a.memorisation = P.memorisation_table(a.analysed)
+    if not a.memorisation.empty:
+        a.nearest_pairs, notes = P.nearest_pair_records(a.analysed, compute=compute)
+        a.notes.extend(notes)
+
+
 def _planned(a: Analysis) -> None:
     if a.plan is None or a.plan.plan is None:
         return
     named = named_factors(a.data.dirs)
     a.planned = planned_test(a.analysed, a.plan.plan, a.data.factors, n_resamples=a.n_resamples,
                              n_permutations=a.n_permutations, seed=a.seed, named=named)
-    a.confirmatory = run_confirmatory(a.analysed, a.data.history, a.plan.plan, named=named,
+    # Collapsed runs stay in the confirmatory test: a diverged run with a measured FID counts like a finished one.
+    ended = a.data.analysed((mk.STATUS_FINISHED, mk.STATUS_DIVERGED))
+    a.confirmatory = run_confirmatory(ended, a.data.history, a.plan.plan, named=named,
                                       expected_trials=recorded_trials(a.data.dirs), n_resamples=a.n_resamples,
                                       n_permutations=max(a.n_permutations, 2000), seed=a.seed)
     if a.planned.empty:

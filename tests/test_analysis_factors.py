@@ -164,3 +164,19 @@ def test_factors_are_the_axes_the_study_declared_not_a_fixed_list(tmp_path):
     assert data.factors == [C.cfg("optimizer"), C.cfg("leaky_slope")]  # seed and the continuous lr_g excluded
     a = analyze([study], n_resamples=100, n_permutations=100, include_reference=False)
     assert set(a.factors["factor"]) == {C.cfg("optimizer"), C.cfg("leaky_slope")}
+
+
+def test_few_pairs_get_the_exact_sign_flip_interval_that_agrees_with_its_p():
+    """With 8 matched pairs a pair bootstrap can exclude 0 while the exact sign-flip p is 0.19; the interval
+    now inverts the same exact test, so 0 lies inside it exactly when p > 0.05."""
+    import numpy as np
+
+    from analysis.paired import sign_flip_interval, sign_flip_p
+
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        d = rng.normal(0.3, 0.5, size=8)
+        lo, hi = sign_flip_interval(d)
+        assert lo <= d.mean() <= hi
+        assert (lo <= 0 <= hi) == (sign_flip_p(d) > 0.05)
+    assert sign_flip_interval(np.array([1.0, 2.0, 3.0, 4.0, 5.0])) == (-np.inf, np.inf)  # 5 pairs never reject
