@@ -154,6 +154,22 @@ def _measurements(a: Analysis) -> None:
         a.notes.append(f"FID/KID were measured in {len(labels)} ways ({'; '.join(labels)}): values measured "
                        "with different extractors or sample sizes are not comparable, so each setting is "
                        "analysed as its own group and never pooled")
+    a.notes.extend(weak_extractor_notes(a.analysed))
+
+
+def weak_extractor_notes(trials: pd.DataFrame) -> list[str]:
+    """A warning per extractor trained on fewer images than MIN_EXTRACTOR_TRAIN_IMAGES: its FIDs sit near 0 for
+    any generator, so they rank nothing."""
+    from trainers.evaluation.defaults import MIN_EXTRACTOR_TRAIN_IMAGES
+
+    col = mk.EVAL_EXTRACTOR_TRAIN_N
+    if col not in trials.columns or mk.EVAL_EXTRACTOR not in trials.columns:
+        return []
+    n = pd.to_numeric(trials[col], errors="coerce")
+    weak = trials.loc[n < MIN_EXTRACTOR_TRAIN_IMAGES]
+    return [f"warning: extractor {name} was trained on {int(g[col].min())} images (< {MIN_EXTRACTOR_TRAIN_IMAGES}): "
+            "its FIDs are near 0 even for an untrained generator, so they rank nothing; use more training images "
+            "(data_limit) or a pretrained extractor" for name, g in weak.groupby(mk.EVAL_EXTRACTOR)]
 
 
 def _collapse(a: Analysis, kw: dict) -> None:

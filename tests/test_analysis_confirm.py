@@ -169,3 +169,15 @@ def test_analyze_reports_the_plans_named_cells_test(tmp_path) -> None:
     again = analyze([d], n_resamples=100, n_permutations=100, yardstick=False, include_reference=False)
     assert "**Interim: 48 of the design's 100 trials are in.**" in render_report(again)
     assert "(interim; not a verdict)" in render_report(again)
+
+
+def test_analyze_warns_about_an_extractor_trained_on_few_images() -> None:
+    """#24: a domain extractor trained on tens of images gives FID near 0 for any generator; analyze says so."""
+    from analysis.pipeline import weak_extractor_notes
+    from trainers import metric_keys as mk
+
+    trials = pd.DataFrame({mk.EVAL_EXTRACTOR: ["domain-a", "domain-a", "domain-b"],
+                           mk.EVAL_EXTRACTOR_TRAIN_N: [40.0, 40.0, 4708.0]})
+    notes = weak_extractor_notes(trials)
+    assert len(notes) == 1 and "domain-a was trained on 40 images (< 500)" in notes[0]
+    assert weak_extractor_notes(trials.drop(columns=[mk.EVAL_EXTRACTOR_TRAIN_N])) == []
