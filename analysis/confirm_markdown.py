@@ -20,6 +20,10 @@ def render_confirmatory(conf: Confirmatory, plan: AnalysisPlan, *, heading: str 
         out.append(f"Not available: {conf.note or 'too few configurations beyond the cells'}.")
         return "\n\n".join(out)
     p = conf.primary
+    if plan.excludes:
+        out.append(f"The plan excludes {', '.join(f'`{e}`' for e in plan.excludes)}: `gan-study run` refused any "
+                   "(configuration, seed) pair that would repeat one of their trials, so their data are not in this "
+                   "test (study.json `design.excludes` records what was compared).")
     out.append(
         f"{p.n} configurations in {p.k} cells ({conf.trials} trials); the unit is the configuration (its seeds "
         f"averaged), collapsed runs included. Within-cell r = **{p.r:.3f}**, 95% CI [{p.ci_low:.3f}, {p.ci_high:.3f}] "

@@ -94,9 +94,11 @@ class AnalysisPlan:
                 f"{self.level} level, {ctl}; hypothesis {side}, alpha {self.alpha:g}")
 
 
-def parse_plan(raw: Any, *, factors: Mapping[str, Sequence[str]] | None = None, where: str = "analysis plan"
-               ) -> AnalysisPlan:
-    """Validate a plan mapping; `factors` maps the space's factor keys to the config fields each sets."""
+def parse_plan(raw: Any, *, factors: Mapping[str, Sequence[str]] | None = None, where: str = "analysis plan",
+               recorded: bool = False) -> AnalysisPlan:
+    """Validate a plan mapping; `factors` maps the space's factor keys to the config fields each sets.
+    `recorded`: a plan read back from a study.json written before `cells` existed may lack them (analysis then
+    falls back to the data-chosen cells, labelled so); a new plan must name them."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: must be a mapping with keys {', '.join(_fields())}")
     raw = {k: v for k, v in raw.items() if k not in RECORD_KEYS}
@@ -124,7 +126,7 @@ def parse_plan(raw: Any, *, factors: Mapping[str, Sequence[str]] | None = None, 
             if n not in factors:
                 raise ConfigError(f"{where}: cells names {n!r}, which the space does not vary; allowed: "
                                   f"{', '.join(sorted(factors)) or 'none'}")
-    if controls == "cells" and not cells:
+    if controls == "cells" and not cells and not recorded:
         raise ConfigError(f"{where}: controls: cells needs the cells named before the data, e.g. "
                           f"cells: [{', '.join(sorted(factors or {})[:2]) or 'optimizer, activation'}]")
     effect = p["smallest_effect"]

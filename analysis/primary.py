@@ -22,7 +22,7 @@ from analysis.groups import at_level, config_labels, configuration_codes, is_poo
 from analysis.plan import AnalysisPlan, parse_plan, plan_hash
 from analysis.stats import corr_test
 from analysis.verdicts import verdict
-from study.layout import STUDY_FILE
+from trainers.layout import STUDY_FILE
 
 PRE_REGISTERED, POST_HOC, NONE = "pre-registered", "post hoc", "none"
 
@@ -52,7 +52,7 @@ def plan_status(dirs: list[Path], history: pd.DataFrame, post_hoc: AnalysisPlan 
     if not all(records) or len({r["sha256"] for r in records}) > 1:
         return PlanStatus(None, NONE, "the studies analysed together do not share one recorded plan: every test "
                           "is exploratory")
-    plan = parse_plan(records[0])
+    plan = parse_plan(records[0], recorded=True)
     if plan_hash(plan) != records[0]["sha256"]:
         return PlanStatus(plan, POST_HOC, "the recorded plan no longer matches its hash (study.json was edited): "
                           "its test is treated as post hoc")
@@ -131,8 +131,11 @@ def _cells(sub: pd.DataFrame, plan: AnalysisPlan, factors: list[str], named: Map
         if len(sub) - len(np.unique(labels)) < 3:
             return None
         return Cells(labels, cols, "named in the plan", float("nan"))
-    if plan.controls == "cells":  # a plan recorded before cells were named: the data-chosen rule
-        return design_cells(sub, factors, plan.predictor, level=plan.level)
+    if plan.controls == "cells":  # a plan recorded before cells were named: the data-chosen rule (exploratory)
+        cells = design_cells(sub, factors, plan.predictor, level=plan.level)
+        if cells is not None:
+            cells.rule += "; chosen from the data because the plan, recorded before cells were named, names none"
+        return cells
     cols = [_column(sub, name, named) for name in plan.controls]
     cols = [c for c in cols if c is not None and sub[c].nunique() > 1]
     if not cols:

@@ -167,7 +167,7 @@ def test_analyze_reports_the_plans_named_cells_test(tmp_path) -> None:
     doc["design"] = {"trials": 100, "configurations": []}
     (d / "study.json").write_text(json.dumps(doc))
     again = analyze([d], n_resamples=100, n_permutations=100, yardstick=False, include_reference=False)
-    assert "**Interim: 48 of the design's 100 trials are in.**" in render_report(again)
+    assert "**Interim: 49 of the design's 100 trials are in.**" in render_report(again)
     assert "(interim; not a verdict)" in render_report(again)
 
 
@@ -181,3 +181,15 @@ def test_analyze_warns_about_an_extractor_trained_on_few_images() -> None:
     notes = weak_extractor_notes(trials)
     assert len(notes) == 1 and "domain-a was trained on 40 images (< 500)" in notes[0]
     assert weak_extractor_notes(trials.drop(columns=[mk.EVAL_EXTRACTOR_TRAIN_N])) == []
+
+
+def test_a_plan_recorded_before_cells_were_named_still_reads() -> None:
+    """Old study.json files hold `controls: cells` without `cells`: analyze must read them (data-chosen cells,
+    labelled), while a new plan without named cells is refused."""
+    from analysis.plan import parse_plan
+    from trainers.errors import ConfigError
+
+    old = {"outcome": "log_fid", "predictor": "d_loss_mean", "controls": "cells", "direction": "negative"}
+    assert parse_plan(old, recorded=True).cells == ()
+    with pytest.raises(ConfigError, match="controls: cells needs the cells named"):
+        parse_plan(old)
