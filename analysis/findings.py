@@ -37,6 +37,7 @@ from analysis.multiplicity import bh_qvalues
 from analysis.paired import paired_difference
 from analysis.stats import corr_test, t_interval
 from trainers import metric_keys as mk
+from trainers.layout import STUDY_FILE, TRIALS_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
@@ -54,7 +55,7 @@ PROXY_FRACTIONS = (0.10, 0.25)
 def load(study: str = B22, results: Path = RESULTS) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(trials, history, study.json) of one committed study."""
     data = load_studies([results / study])
-    spec = json.loads((results / study / "study.json").read_text())
+    spec = json.loads((results / study / STUDY_FILE).read_text())
     spec["plan_status"] = plan_status(data.dirs, data.history)
     return data.trials, data.history, spec
 
@@ -180,7 +181,7 @@ def _confirmatory(results: Path) -> tuple[list[str], Confirmatory | None]:
     """The pre-registered confirmatory study's section, from its committed results (interim until complete)."""
     d = results / CONFIRM
     head = ["## The confirmatory study (pre-registered): does the D loss predict FID within design cells?", ""]
-    if not (d / "trials.parquet").is_file():
+    if not (d / TRIALS_FILE).is_file():
         return head + [f"Not started: no committed results in `results/{CONFIRM}`. Its space "
                        f"(`search_spaces/{CONFIRM}.yaml`) carries the plan; `gan-study run` records it first.", ""], None
     data = load_studies([d])
@@ -188,7 +189,7 @@ def _confirmatory(results: Path) -> tuple[list[str], Confirmatory | None]:
     plan = status.plan
     if plan is None:
         return head + [f"Its results hold no recorded plan ({status.why}): nothing here is confirmatory.", ""], None
-    doc = json.loads((d / "study.json").read_text())
+    doc = json.loads((d / STUDY_FILE).read_text())
     design = doc.get("design") or {}
     ended = data.analysed((mk.STATUS_FINISHED, mk.STATUS_DIVERGED))
     conf = run_confirmatory(ended, data.history, plan, named=named_factors(data.dirs),
@@ -482,7 +483,7 @@ DOWNSTREAM_STUDIES = ("acgan_tstr_cpu", "minority_augmentation_cpu")
 def _downstream(results: Path) -> list[str]:
     """TSTR vs TRTR on the real test split and the minority-augmentation gain, with CIs over configurations."""
     lines = ["## Are the synthetic images useful? (seeds 000 and 001)", ""]
-    done = [s for s in DOWNSTREAM_STUDIES if (results / s / "trials.parquet").is_file()]
+    done = [s for s in DOWNSTREAM_STUDIES if (results / s / TRIALS_FILE).is_file()]
     missing = [s for s in DOWNSTREAM_STUDIES if s not in done]
     rows, noise = [], []
     for study in done:
@@ -580,7 +581,7 @@ CURVE_STUDIES = {"dcgan_training_cpu": ("dcgan_training", "003"), "upsample_dcga
 def _seeds_003_004(results: Path) -> list[str]:
     """Seed 003's training curves and seed 004's generator, as `gan-study reproduce` judges them."""
     lines = ["## Training curves and the upsampling generator (seeds 003 and 004)", ""]
-    done = [s for s in CURVE_STUDIES if (results / s / "trials.parquet").is_file()]
+    done = [s for s in CURVE_STUDIES if (results / s / TRIALS_FILE).is_file()]
     for study in done:
         paper, seed = CURVE_STUDIES[study]
         trials = load_studies([results / study]).analysed()

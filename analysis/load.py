@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from analysis import columns as C
-from study.layout import HISTORY_FILE, STUDY_FILE, TRIALS_FILE
 from trainers import metric_keys as mk
 from trainers.errors import DataError
-from trainers.layout import MEMORY_FILE
+from trainers.layout import HISTORY_FILE, MEMORY_FILE, STUDY_FILE, TRIALS_FILE
+
 DEFAULT_STATUSES = (mk.STATUS_FINISHED,)
 
 

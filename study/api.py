@@ -33,6 +33,7 @@ from analysis.load import DEFAULT_STATUSES
 from study.layout import STUDY_FILE, TRIALS_DIRNAME, TRIALS_FILE
 from study.live import DEFAULT_EVERY_S, DEFAULT_HOST, DEFAULT_PORT, LiveOptions
 from study.spec import StudySpec, check_resume_plan, new_spec, read_spec
+from study.status_table import status_table
 from study.tables import load_tables
 from study.trackers import Tracker
 from trainers.errors import UserError
@@ -96,8 +97,6 @@ class Study:
         >>> load_study("runs/smoke").status()["status"].tolist()
         ['finished', 'finished', 'finished', 'finished']
         """
-        from study.status_command import status_table
-
         return status_table(self.dir)
 
     def best(self, metric: str | None = None, *, mode: Mode | None = None) -> pd.Series:

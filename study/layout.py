@@ -1,11 +1,11 @@
-"""File names inside a study directory STUDY_DIR (docs/RESULTS_SCHEMA.md), in one place.
+"""File names inside a study directory STUDY_DIR (docs/RESULTS_SCHEMA.md).
 
+Defined in `trainers/layout.py` (the ground floor, beside the trial file names, so the analysis reads them
+without importing `study`) and re-exported here, so `from study.layout import STUDY_FILE` keeps working.
 Kept free of heavy imports: Ray workers import it at trial start.
 """
-STUDY_FILE = "study.json"  # the study spec
-JOURNAL_FILE = "history.jsonl"  # append-only journal: the source of truth
-HISTORY_FILE = "history.parquet"  # one row per report
-TRIALS_FILE = "trials.parquet"  # one row per trial
-TRIALS_DIRNAME = "trials"  # trials/<trial_id>/: samples, metrics.jsonl, checkpoint
-RAY_DIRNAME = "ray"  # local Ray Tune storage: experiment state, Ray's copies of checkpoints
-LIVE_DIRNAME = "live"  # live/: dashboard.html and live.json of `gan-study watch` / `run --live`
+from trainers.layout import (HISTORY_FILE, JOURNAL_FILE, LIVE_DIRNAME, RAY_DIRNAME, STUDY_FILE, TRIALS_DIRNAME,
+                             TRIALS_FILE)
+
+__all__ = ["HISTORY_FILE", "JOURNAL_FILE", "LIVE_DIRNAME", "RAY_DIRNAME", "STUDY_FILE", "TRIALS_DIRNAME",
+           "TRIALS_FILE"]

@@ -10,29 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.spec import read_spec
-from study.tables import load_tables
-from trainers import metric_keys as K
+from study.status_table import status_table  # noqa: F401  (re-exported: `status_command.status_table`)
 from trainers.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study_dir", metavar="DIR", help="the study directory")
     parser.add_argument("--sort", default="", help="sort by this column (e.g. fid, d_loss_mean)")
-
-
-def status_table(study_dir: str | Path) -> pd.DataFrame:
-    """The table `gan-study status` prints, as a DataFrame."""
-    spec = read_spec(study_dir)
-    trials = load_tables(spec.study_dir).trials_frame()
-    if trials.empty:
-        return pd.DataFrame(columns=["trial_id", "status"])
-    roles = spec.load_space().roles()
-    keys = [f"config/{k}" for k in roles["scientific"] + roles["nuisance"] if f"config/{k}" in trials]
-    cols = ["trial_id", *keys, "status", "iterations_done", K.D_LOSS_MEAN, K.FID, "reason"]
-    table = trials[[c for c in cols if c in trials]].rename(
-        columns={**{k: k.split("/", 1)[1] for k in keys}, "iterations_done": "iteration"})
-    return table
 
 
 def main(args: argparse.Namespace) -> int:

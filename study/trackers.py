@@ -16,12 +16,21 @@ import importlib.util
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from trainers.errors import UserError
 
-if TYPE_CHECKING:
-    from study.spec import StudySpec
+
+class TrackedStudy(Protocol):
+    """What the trackers read of a study's spec (`study.spec.StudySpec` has it). A protocol, not an import:
+    study.spec imports this module to check the trackers, so this one must not import it back."""
+
+    study_dir: str
+    log_to: list
+    mlflow_uri: str
+
+    @property
+    def name(self) -> str: ...
 
 Tracker = Literal["tensorboard", "mlflow", "wandb"]
 TRACKERS: tuple[str, ...] = ("tensorboard", "mlflow", "wandb")
@@ -47,7 +56,7 @@ def check_trackers(names: Iterable[str]) -> list[str]:
     return out
 
 
-def mlflow_tracking_uri(spec: StudySpec) -> str:
+def mlflow_tracking_uri(spec: TrackedStudy) -> str:
     """The MLflow tracking URI of a study: as given at launch (--mlflow-uri or $MLFLOW_TRACKING_URI then),
     else the file store STUDY_DIR/mlruns (resolved now, so a moved study directory still works)."""
     return spec.mlflow_uri or (Path(spec.study_dir) / MLRUNS_DIRNAME).as_uri()
@@ -60,18 +69,18 @@ def normalise_mlflow_uri(uri: str) -> str:
     return Path(uri).expanduser().resolve().as_uri()
 
 
-def tracker_callbacks(spec: StudySpec) -> list[Any]:
+def tracker_callbacks(spec: TrackedStudy) -> list[Any]:
     """Ray Tune logger callbacks for the spec's trackers (run in the driver, like the results store)."""
     return [_BUILDERS[name](spec) for name in check_trackers(spec.log_to)]
 
 
-def _tensorboard(spec: StudySpec) -> Any:
+def _tensorboard(spec: TrackedStudy) -> Any:
     from study.tensorboard_logger import StudyTBXLogger
 
     return StudyTBXLogger(str(Path(spec.study_dir) / TENSORBOARD_DIRNAME))
 
 
-def _mlflow(spec: StudySpec) -> Any:
+def _mlflow(spec: TrackedStudy) -> Any:
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     uri = mlflow_tracking_uri(spec)
@@ -82,7 +91,7 @@ def _mlflow(spec: StudySpec) -> Any:
     return MLflowLoggerCallback(tracking_uri=uri, experiment_name=spec.name, tags={"study": spec.name})
 
 
-def _wandb(spec: StudySpec) -> Any:
+def _wandb(spec: TrackedStudy) -> Any:
     from ray.air.integrations.wandb import WandbLoggerCallback
 
     # Offline unless the user can sync: Ray's callback itself checks WANDB_MODE in the driver, and the

@@ -1,10 +1,22 @@
-"""File names the trainers write, in one place: a trial directory's (`gan-study trial --out DIR`,
-STUDY_DIR/trials/<id>) and `gan-study memory`'s table.
+"""File names of the results store, in one place: a study directory's (STUDY_DIR: study.json, the journal,
+the Parquet tables), a trial directory's (`gan-study trial --out DIR`, STUDY_DIR/trials/<id>) and
+`gan-study memory`'s table.
 
-Study-level names (study.json, the journal, the Parquet tables) live in `study/layout.py`; these are
-here because trainers must not import `study`. Kept free of heavy imports (no torch): the study
-driver and the analysis read them too.
+They live here, on the ground floor, because every layer reads them: the trainers write the trial files
+(and must not import `study`), the study driver writes the study files, and the analysis reads both
+(it depends only downward, never on `study`). `study/layout.py` re-exports the study-level names.
+Kept free of heavy imports (no torch): Ray workers, the study driver and the analysis import it.
 """
+# ---- a study directory (docs/RESULTS_SCHEMA.md)
+STUDY_FILE = "study.json"  # the study spec
+JOURNAL_FILE = "history.jsonl"  # append-only journal: the source of truth
+HISTORY_FILE = "history.parquet"  # one row per report
+TRIALS_FILE = "trials.parquet"  # one row per trial
+TRIALS_DIRNAME = "trials"  # trials/<trial_id>/: samples, metrics.jsonl, checkpoint
+RAY_DIRNAME = "ray"  # local Ray Tune storage: experiment state, Ray's copies of checkpoints
+LIVE_DIRNAME = "live"  # live/: dashboard.html and live.json of `gan-study watch` / `run --live`
+
+# ---- a trial directory
 CONFIG_FILE = "config.json"  # the trial's flat TrialConfig (`gan-study trial`)
 METRICS_FILE = "metrics.jsonl"  # one line per report
 METRICS_PARQUET_FILE = "metrics.parquet"  # METRICS_FILE as a table (`gan-study trial`)
