@@ -57,7 +57,9 @@ FACTORS = (
 )
 
 # --- training signals tested against sample quality (seed 002 Table I / Fig. 5, seed 003)
-PREDICTORS = (mk.D_LOSS_MEAN, mk.D_LOSS_VAR, mk.D_LOSS_STD, mk.G_LOSS_MEAN, mk.D_X, mk.D_G_Z, mk.T0)
+PREDICTORS = (mk.D_LOSS_MEAN, mk.D_LOSS_VAR, mk.D_LOSS_STD, mk.G_LOSS_MEAN, mk.D_X, mk.D_G_Z, mk.T0,
+              # D signals beside the loss (issue #22): only studies that recorded them have the columns
+              mk.R_T_MEAN, mk.D_MARGIN_MEAN, mk.D_ACC_GAP)
 # FID and KID are analysed on the log scale by default: a few collapsed seeds (FID in the hundreds next to
 # single digits) dominate every raw variance. Raw values stay, labelled exploratory. log is NaN where the
 # value is not positive (KID's unbiased estimate can be <= 0).
@@ -96,6 +98,13 @@ LABELS = {
     TRTR_ACCURACY: "TRTR accuracy",
     AUGMENT_ACCURACY: "augmented accuracy",
     mk.AUGMENT_GAIN: "augmentation gain",
+    mk.R_T_MEAN: "r_t mean",
+    mk.D_MARGIN_MEAN: "D(x) - D(G(z)) mean",
+    mk.D_ACC_GAP: "D accuracy gap (train - held-out)",
+    mk.R_T: "r_t",
+    mk.D_ACC_TRAIN: "D accuracy (train)",
+    mk.D_ACC_HELDOUT: "D accuracy (held-out)",
+    mk.ADA_P: "ADA p",
 }
 
 

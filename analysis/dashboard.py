@@ -27,6 +27,7 @@ h1{font-size:1.6rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin
 nav a{margin-right:1rem} .note{color:#555;font-size:.9rem} .skipped{color:#a33}
 .samples{display:flex;flex-wrap:wrap;gap:1rem} figure{margin:0;text-align:center}
 figure img{width:256px;image-rendering:pixelated;border:1px solid #ccc}
+figure.pairs{margin:.8rem 0;text-align:left} figure.pairs img{width:auto;max-width:100%}
 """
 
 
@@ -44,7 +45,8 @@ def sections(a: Analysis, color_by: str | None = None) -> list[tuple[str, str, l
         ("tstr", "Downstream: TSTR vs FID", one(F.tstr_figure(a))),
         ("memory", "Memory (seed 002 Figs. 7-8)", F.memory_figures(a)),
         ("reference", "Seed 002 reference rows", one(F.reference_figure(a))),
-    ]
+    ] + ([("extractors", "FID under several extractors", F.extractor_figures(a))]
+         if not a.extractor_agreement.empty else [])  # only when a study was re-scored (gan-study rescore)
 
 
 def render_dashboard(a: Analysis, *, color_by: str | None = None, title: str | None = None, head: str = "",
@@ -66,6 +68,9 @@ def render_dashboard(a: Analysis, *, color_by: str | None = None, title: str | N
         parts.append(f'<section id="{sid}"><h2>{html.escape(heading)}</h2>{"".join(body)}</section>')
     parts.append(_samples_section(a))
     nav.append('<a href="#samples">Samples</a>')
+    if not a.memorisation.empty:  # only studies whose evaluations measured memorisation (issue 23)
+        parts.append(_pairs_section(a))
+        nav.append('<a href="#nearest-pairs">Nearest training images</a>')
     title = title or "GAN study: " + ", ".join(a.data.names)
     counts = ", ".join(f"{k}: {v}" for k, v in a.data.status_counts().items()) or "no trials"
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in a.notes)
@@ -94,6 +99,24 @@ def _plan_line(a: Analysis) -> str:
     rows = "; ".join(f"{r.group}: r = {r.r:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}], q = {r.get('q', math.nan):.3g}, "
                      f"{r.get('verdict', '')}" for _, r in a.planned.iterrows()) if not a.planned.empty else ""
     return f"{head}: {a.plan.plan.describe() + '. ' if a.plan.plan else ''}{rows or a.plan.why}"
+
+
+def _pairs_section(a: Analysis) -> str:
+    """The closest synthetic/training pairs of the best trials by FID, as pictures (analysis.privacy)."""
+    from analysis.privacy import pairs_caption, pairs_data_uri, summary_line
+
+    items = []
+    for rec in a.nearest_pairs:
+        caption = html.escape(pairs_caption(rec))
+        items.append(f'<figure class="pairs"><img alt="{caption}" src="{pairs_data_uri(rec.pairs)}">'
+                     f"<figcaption>{caption}</figcaption></figure>")
+    body = "".join(items) or ('<p class="skipped">No nearest pairs: the best trials\' generators were not kept '
+                              "(see the notes).</p>")
+    summary = html.escape(summary_line(a.analysed))
+    return (f'<section id="nearest-pairs"><h2>Nearest training images: are there copies? (best trials by FID)</h2>'
+            f'<p class="note">Each synthetic image of the {len(a.nearest_pairs)} best trials closest to a training '
+            f"image (pixel distance), above that training image. {summary}.</p>"
+            f'<div class="pairs-list">{body}</div></section>')
 
 
 def _samples_section(a: Analysis) -> str:

@@ -267,6 +267,35 @@ def reference_figure(a: Analysis) -> go.Figure | None:
     return fig
 
 
+def extractor_figures(a: Analysis) -> list[go.Figure]:
+    """Configuration-mean FID under one extractor against another (log axes), per agreement pair, with Spearman's
+    rho and its CI in the title (analysis.extractors)."""
+    from analysis.extractors import extractor_fids
+    from analysis.groups import at_level
+
+    figs = []
+    for group, part in measurement_groups(a.analysed):
+        fids = extractor_fids(part)
+        rows = a.extractor_agreement.loc[a.extractor_agreement.group == (group or "all")] \
+            if not a.extractor_agreement.empty else pd.DataFrame()
+        conf = at_level(part, "config", fids.values()) if len(fids) > 1 else pd.DataFrame()
+        for r in rows.itertuples():
+            x, y = conf[fids[r.extractor_a]], conf[fids[r.extractor_b]]
+            ok = x.notna() & y.notna() & (x > 0) & (y > 0)
+            if ok.sum() < 2:
+                continue
+            ci = f" [95% CI {r.ci_low:+.2f}, {r.ci_high:+.2f}]" if np.isfinite(r.ci_low) else ""
+            fig = go.Figure(go.Scatter(x=x[ok], y=y[ok], mode="markers", marker={"size": 9, "color": PALETTE[0]},
+                                       hovertemplate="x=%{x:.3f}<br>y=%{y:.3f}<extra></extra>", name="configurations"))
+            fig.update_layout(title=f"FID per configuration: {r.extractor_b} vs {r.extractor_a}"
+                                    f"{', ' + group if group else ''}<br><sub>Spearman rho = {r.rho:+.2f}{ci}, "
+                                    f"{r.n_configs} configurations</sub>",
+                              xaxis={"title": f"FID, {r.extractor_a}", "type": "log"},
+                              yaxis={"title": f"FID, {r.extractor_b}", "type": "log"}, height=440)
+            figs.append(fig)
+    return figs[:MAX_SCATTER_GROUPS]
+
+
 def _curve_order(a: Analysis, hist: pd.DataFrame) -> list[str]:
     """Analysed trials best FID first, then every other trial that reported (running, errored, ...)."""
     done = a.analysed

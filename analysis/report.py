@@ -26,7 +26,8 @@ _PRIMARY_TAG = " (the primary test)"
 def render_report(a: Analysis) -> str:
     """The whole Markdown report: title, primary test, study and methods, then exploratory sections."""
     parts = [f"# GAN study analysis: {', '.join(a.data.names)}", _primary(a), _header(a), _exploratory(a),
-             _claim(a), _collapse(a), _yardstick(a), _matrices(a), _within(a), _table1(a), _factors(a), _budget(a),
+             _claim(a), _collapse(a), _yardstick(a), _extractors(a), _memorisation(a), _matrices(a), _within(a),
+             _table1(a), _factors(a), _budget(a),
              _downstream(a), _memory(a), _reference(a), _notes(a)]
     return "\n\n".join(p for p in parts if p) + "\n"
 
@@ -203,6 +204,31 @@ def _yardstick(a: Analysis) -> str:
 
     return render_yardstick_markdown(a.yardstick, a.analysed, robustness=a.robustness,
                                      heading=f"## 1c. Yardstick: the extractor's real-vs-real floor {EXPLORATORY}").rstrip()
+
+
+def _extractors(a: Analysis) -> str:
+    """Several extractors' agreement, held-out FID, density/coverage: only where `gan-study rescore` or the
+    evaluation wrote their columns."""
+    from analysis.extractors import render_markdown
+
+    return render_markdown(a.extractor_agreement, a.heldout_fid, a.quality, a.heldout_configs,
+                           heading=f"## 1d. Feature extractors: agreement, held-out FID, density and coverage "
+                                   f"{EXPLORATORY}")
+
+
+def _memorisation(a: Analysis) -> str:
+    if a.memorisation.empty:
+        return ""
+    from analysis.privacy import summary_line
+
+    return "\n\n".join([
+        f"## 1e. Memorisation against held-out real images {EXPLORATORY}",
+        "Share of synthetic images closer to one of the N training-split reference images than the 1st (5th) "
+        "percentile of held-out test images' distances to them, beside the held-out images' own share (thresholds "
+        "from one half, share of the other): about 1% (5%) for a generator that does not copy. Flagged (1): the "
+        "1st-percentile share exceeds 1% beyond chance (one-sided exact binomial p < 0.001). Feature space: the "
+        "trial's extractor at its evaluation; pixels: `gan-study rescore`. " + summary_line(a.analysed) + ".",
+        markdown_table(a.memorisation)])
 
 
 def _matrices(a: Analysis) -> str:

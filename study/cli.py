@@ -24,6 +24,7 @@ COMMANDS = {
     "reproduce": ("study.reproduce_command", "run a seed paper's experiment, analyse it, compare with the paper"),
     "analyze": ("analysis.analyze_command", "statistics, tables and an HTML dashboard from studies"),
     "yardstick": ("study.yardstick_command", "FID floor between real samples and extractor-seed robustness of a study"),
+    "rescore": ("study.rescore_command", "re-score a study's kept generators with another feature extractor"),
 }
 
 

@@ -48,8 +48,11 @@ def portable_table(src: Path, dest: Path, root: Path = REPO) -> None:
     df.to_parquet(dest, index=False)
 
 
-def export_results(study_dir: str | Path, dest: str | Path, root: Path = REPO) -> Path:
-    """Copy the study's compact files into dest with a portable study.json; returns dest."""
+def export_results(study_dir: str | Path, dest: str | Path, root: Path = REPO, *, generators: bool = False) -> Path:
+    """Copy the study's compact files into dest with a portable study.json; returns dest.
+
+    Re-scoring outputs (`rescore.parquet`, `memorisation/`) come along; `generators=True` also keeps every finished
+    trial's final generator (float16, ~0.7 MB each at 32 px) so `gan-study rescore` works on the copy."""
     src, dest = Path(study_dir), Path(dest)
     missing = [n for n in (TRIALS_FILE, HISTORY_FILE, STUDY_FILE) if not (src / n).is_file()]
     if missing:
@@ -65,6 +68,9 @@ def export_results(study_dir: str | Path, dest: str | Path, root: Path = REPO) -
         # gzip at level 9 with no timestamp: the same journal gives the same bytes (a clean git diff)
         with open(dest / JOURNAL_ARCHIVE, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
             f.write(("\n".join(lines) + "\n").encode())
+    from trainers.evaluation.kept_generators import keep_generators
+
+    keep_generators(src, dest, trial_ids=None if generators else [])
     if (src / YARDSTICK_FILE).is_file():  # the floor and each trial's FID under every extractor seed
         doc = json.loads((src / YARDSTICK_FILE).read_text())
         (dest / YARDSTICK_FILE).write_text(json.dumps(portable(doc, root), indent=1) + "\n")
@@ -72,9 +78,10 @@ def export_results(study_dir: str | Path, dest: str | Path, root: Path = REPO) -
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python3 -m study.export_results STUDY_DIR DEST")
+    args = [a for a in sys.argv[1:] if a != "--generators"]
+    if len(args) != 2:
+        sys.exit("usage: python3 -m study.export_results STUDY_DIR DEST [--generators]")
     try:
-        print(f"exported to {export_results(sys.argv[1], sys.argv[2])}")
+        print(f"exported to {export_results(args[0], args[1], generators='--generators' in sys.argv)}")
     except UserError as exc:
         sys.exit(f"export_results: error: {exc}")

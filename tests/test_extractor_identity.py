@@ -32,3 +32,18 @@ def test_domain_extractor_hash_and_training_size_reach_the_metrics(tmp_path) -> 
     images = torch.as_tensor(train.to_tensor()[:32])
     out = calculate_metrics(images, images.flip(0), extractor=ex)
     assert out[K.EVAL_EXTRACTOR_SHA256] == ex.weights_sha256 and out[K.EVAL_EXTRACTOR_TRAIN_N] == 64
+
+
+def test_the_domain_extractor_does_not_depend_on_the_callers_thread_count(tmp_path) -> None:
+    """A 2-thread driver (gan-study yardstick) and a 1-thread trial must build the same extractor under one name."""
+    train = load_split("phantom", "train", 32, limit=64, seed=0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = DomainExtractor(train, tmp_path / "a")
+        torch.set_num_threads(2)
+        two = DomainExtractor(train, tmp_path / "b")
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert one.trained_now and two.trained_now and one.weights_sha256 == two.weights_sha256

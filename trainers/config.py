@@ -31,6 +31,8 @@ INCEPTION_DIMS = (64, 192, 768, 2048)
 DOWNSTREAM_PROTOCOLS = ("tstr", "augment")
 CLASSIFIERS = ("small_cnn", "resnet18", "vgg16")
 TSTR_VALIDATION = ("synthetic", "real")
+# DiffAugment ops on 1-channel radiographs (trainers/levers/augment.py); no colour or saturation.
+DIFFAUG_OPS = ("brightness", "contrast", "translation", "cutout", "flip")
 
 
 from trainers.errors import ConfigError  # noqa: E402  (re-exported)
@@ -133,6 +135,27 @@ class TrialConfig:
     # accuracy moves by several points with its initial weights alone.
     classifier_repeats: int = 1
 
+    # --- levers against D overfitting (trainers/levers/), each off by default; StudioGAN's key names
+    apply_g_ema: bool = False  # sample/evaluate an exponential moving average of G's weights (FID, TSTR, generate)
+    g_ema_decay: float = 0.999  # EMA weight of the old average per G step (~1,000-step window)
+    g_ema_start: int = 1000  # G steps before which the EMA is a plain copy of G (early weights never enter it)
+    apply_diffaug: bool = False  # DiffAugment (Zhao et al. 2020): augment real and fake before D, in D and G steps
+    diffaug_type: str = "brightness,contrast,translation,cutout"  # DiffAugment ops; flip is opt-in (CXRs have a side)
+    apply_ada: bool = False  # ADA (Karras et al. 2020): augment with probability p adapted from r_t
+    ada_target: float = 0.6  # r_t = E[sign D(x)] that ADA steers towards
+    ada_kimg: int = 500  # thousand images for p to move by 1 (the published rate)
+    ada_interval: int = 4  # D steps between adjustments of p
+    apply_r1_reg: bool = False  # R1 gradient penalty on real images (Mescheder et al. 2018)
+    r1_lambda: float = 10.0  # gamma in gamma/2 * E[||grad_x D(x)||^2]
+    r1_interval: int = 1  # lazy R1: every k-th D step, weighted by k (StyleGAN2); 1 = every step
+    apply_lecam: bool = False  # LeCam regulariser (Tseng et al. 2021)
+    lecam_lambda: float = 0.3  # weight of R_LC
+    lecam_ema_decay: float = 0.99  # decay of the EMAs of D(x) and D(G(z)) the regulariser pulls towards
+    apply_bcr: bool = False  # balanced consistency regularisation (Zhao et al. 2021): D(T(x)) ~ D(x), real and fake
+    bcr_real_lambda: float = 10.0  # weight of ||D(x) - D(T(x))||^2 (bcr_fake_lambda=0 is CR, Zhang et al. 2020)
+    bcr_fake_lambda: float = 10.0  # weight of ||D(G(z)) - D(T(G(z)))||^2
+    d_acc_samples: int = 256  # real images (training and held-out each) for D's accuracy at reports; 0 = skip
+
     # --- device
     device: str = "auto"  # auto = cuda when present
     amp: bool = False  # bf16/fp16 autocast on CUDA only
@@ -200,11 +223,34 @@ class TrialConfig:
                 "downstream='augment' adds synthetic minority-class images: an unconditional generator needs "
                 "class_subset set to the minority class (e.g. 'NORMAL'), or set conditioning to 'acgan' or 'cgan'"
             )
+        self._validate_levers()
         if self.loss == "wgan_gp" and self.d_norm == "batch":
             raise ConfigError(
                 "loss='wgan_gp' is incompatible with d_norm='batch' (the gradient penalty is per sample); "
                 f"allowed d_norm: {[n for n in NORMS if n != 'batch']}"
             )
+
+    def _validate_levers(self) -> None:
+        ops = [op.strip() for op in self.diffaug_type.split(",")]
+        for op in ops:
+            _choice("diffaug_type", op, DIFFAUG_OPS)
+        if len(set(ops)) != len(ops):
+            raise ConfigError(f"diffaug_type={self.diffaug_type!r} names an op twice; allowed values: "
+                              f"{', '.join(DIFFAUG_OPS)} (comma-separated, each once)")
+        if self.apply_diffaug and self.apply_ada:
+            raise ConfigError("apply_diffaug and apply_ada both augment D's inputs; allowed: one of them on")
+        _range("g_ema_decay", self.g_ema_decay, 0.0, 0.999999)
+        _range("g_ema_start", self.g_ema_start, 0, 10**9)
+        _range("ada_target", self.ada_target, 0.0, 1.0)
+        _range("ada_kimg", self.ada_kimg, 1, 10**6)
+        _range("ada_interval", self.ada_interval, 1, 10**6)
+        _range("r1_lambda", self.r1_lambda, 0.0, 1e6)
+        _range("r1_interval", self.r1_interval, 1, 10**6)
+        _range("lecam_lambda", self.lecam_lambda, 0.0, 1e6)
+        _range("lecam_ema_decay", self.lecam_ema_decay, 0.0, 0.999999)
+        _range("bcr_real_lambda", self.bcr_real_lambda, 0.0, 1e6)
+        _range("bcr_fake_lambda", self.bcr_fake_lambda, 0.0, 1e6)
+        _range("d_acc_samples", self.d_acc_samples, 0, 100_000)
 
     # ------------------------------------------------------------------
     @property

@@ -29,6 +29,8 @@ from trainers.checkpoint import checkpoint_path, load_checkpoint, save_checkpoin
 from trainers.config import TrialConfig
 from trainers.divergence import DivergenceDetector, sample_diversity
 from trainers.layout import CHECKPOINT_FILENAME, ITERATIONS_FILE, METRICS_FILE, SAMPLES_DIR, SUMMARY_FILE
+from trainers.levers import Levers
+from trainers.levers.signals import DAccuracy, heldout_split
 from trainers.losses import GanLoss
 from trainers.models import build_discriminator, build_generator, count_parameters
 from trainers.optimizers import build_optimizers
@@ -108,42 +110,55 @@ class Batches:
 
 
 def gan_step(G: torch.nn.Module, D: torch.nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-             loss_fn: GanLoss, batches: Batches, cfg: TrialConfig, amp: Any) -> tuple[torch.Tensor, torch.Tensor]:
+             loss_fn: GanLoss, batches: Batches, cfg: TrialConfig, amp: Any,
+             levers: Levers | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One iteration: cfg.d_steps D updates, then one G update (pytorch/examples dcgan).
 
-    Returns device tensors, never synced here: per D step (d_steps, 6) = adversarial D loss, aux class
-    loss, gradient penalty, D(x), D(G(z)), |grad D|; and the G step (3,) = adversarial G loss, aux class
-    loss, |grad G|. The adversarial parts are what the D-loss statistics and T0 describe.
+    `levers` (trainers/levers) are the config's anti-overfitting levers, each visible below and each the
+    identity (augmentation) or zero (regulariser) when off: DiffAugment/ADA on what D sees, R1, LeCam and
+    bCR in D's loss, the G EMA after G's update. Returns device tensors, never synced here: per D step
+    (d_steps, 6) = adversarial D loss, aux class loss, gradient penalty, D(x), D(G(z)), |grad D|; and the
+    G step (3,) = adversarial G loss, aux class loss, |grad G|. The adversarial parts are what the D-loss
+    statistics and T0 describe; r_t goes to `levers` (reported by the loop).
     """
+    lv = levers if levers is not None else Levers(cfg, G, loss_fn.decision_threshold(), batches.gen, batches.device)
     cond = batches.conditional
     zero = torch.zeros((), device=batches.device)
     d_rows = []
     for _ in range(cfg.d_steps):
-        # (1) Update D: maximise log D(x) + log(1 - D(G(z))) (or the configured objective)
+        # (1) Update D: maximise log D(x) + log(1 - D(G(z))) (or the configured objective) on its
+        #     (augmented) inputs, minus the enabled regularisers R1, LeCam and bCR
         real, y_real = batches.real()
         z, y_fake = batches.noise()
         with amp:
             fake = G(z, y_fake)
-            real_logits, real_cls = D(real, y_real if cond else None)
-            fake_logits, fake_cls = D(fake.detach(), y_fake)
+            real_in, fake_in = lv.augment_pair(real, fake.detach())  # DiffAugment/ADA: one draw for both
+            real_in.requires_grad_(lv.r1_due)  # R1 differentiates D(x) with respect to x
+            real_logits, real_cls = D(real_in, y_real if cond else None)
+            fake_logits, fake_cls = D(fake_in, y_fake)
             adv_d = loss_fn.d_loss(real_logits.float(), fake_logits.float())
             aux_d = (loss_fn.aux_loss(real_cls.float(), y_real) + loss_fn.aux_loss(fake_cls.float(), y_fake)
                      if real_cls is not None else zero)
         loss_d = adv_d + cfg.aux_weight * aux_d if real_cls is not None else adv_d
-        gp = loss_fn.gradient_penalty(D, real, fake.detach(), y_real if cond else None)
+        gp = loss_fn.gradient_penalty(D, real_in, fake_in, y_real if cond else None)
         if cfg.loss == "wgan_gp":
             loss_d = loss_d + gp
+        loss_d = (loss_d + lv.r1(real_in, real_logits) + lv.lecam(real_logits.float(), fake_logits.float())
+                  + lv.bcr(D, real_in, fake_in, real_logits.float(), fake_logits.float(),
+                           y_real if cond else None, y_fake))
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         gn_d = _grad_norm(D)
         opt_d.step()
+        lv.observe(real_logits.float())  # r_t of this step (reported; ADA adapts p from it)
         with torch.no_grad():
             d_rows.append(torch.stack([adv_d.detach(), aux_d.detach(), gp.detach(),
                                        loss_fn.score(real_logits.detach().float()).mean(),
                                        loss_fn.score(fake_logits.detach().float()).mean(), gn_d]))
-    # (2) Update G: make D call G(z) real (non-saturating unless configured otherwise)
+    # (2) Update G: make D call G(z) real (non-saturating unless configured otherwise), through the same
+    #     augmentation D was trained on (fresh draw), so G's gradient passes through it
     with amp:
-        gen_logits, gen_cls = D(fake, y_fake)
+        gen_logits, gen_cls = D(lv.augment(fake), y_fake)
         adv_g = loss_fn.g_loss(gen_logits.float())
         aux_g = loss_fn.aux_loss(gen_cls.float(), y_fake) if gen_cls is not None else zero
     loss_g = adv_g + cfg.aux_weight * aux_g if gen_cls is not None else adv_g
@@ -151,6 +166,7 @@ def gan_step(G: torch.nn.Module, D: torch.nn.Module, opt_g: torch.optim.Optimize
     loss_g.backward()
     gn_g = _grad_norm(G)
     opt_g.step()
+    lv.update_ema(G)  # the G EMA (apply_g_ema): the generator FID, TSTR and generate use
     return torch.stack(d_rows), torch.stack([adv_g.detach(), aux_g.detach(), gn_g])
 
 
@@ -160,10 +176,11 @@ class TrainingState:
     LOOP_KEYS = ("step", "wall_s", "reports", "status", "reason")
 
     def __init__(self, cfg: TrialConfig, G: torch.nn.Module, D: torch.nn.Module, opt_g: Any, opt_d: Any,
-                 gen: torch.Generator, batches: Batches, fixed_z: torch.Tensor, chance: float):
+                 gen: torch.Generator, batches: Batches, fixed_z: torch.Tensor, chance: float, levers: Levers):
         self.cfg, self.G, self.D, self.opt_g, self.opt_d = cfg, G, D, opt_g, opt_d
-        self.gen, self.batches, self.fixed_z = gen, batches, fixed_z
+        self.gen, self.batches, self.fixed_z, self.levers = gen, batches, fixed_z, levers
         self.d_moments, self.g_moments = RunningMoments(), RunningMoments()
+        self.rt_moments, self.margin_moments = RunningMoments(), RunningMoments()  # r_t, D(x) - D(G(z))
         self.t0 = T0Tracker(chance=chance)
         self.detector = DivergenceDetector(
             window=cfg.divergence_window, factor=cfg.divergence_factor,
@@ -174,8 +191,12 @@ class TrainingState:
         self.last_metrics: dict = {}
 
     def state_dict(self) -> dict:
+        ema = self.levers.ema
         return {
-            "config": self.cfg.to_dict(), "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
+            # "generator" is the one to sample from (what generate/tstr/yardstick load): the EMA when it is on,
+            # with G's training weights beside it as "generator_train".
+            "config": self.cfg.to_dict(), "generator": (ema.module if ema else self.G).state_dict(),
+            **({"generator_train": self.G.state_dict()} if ema else {}), "discriminator": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "gen_state": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
             "fixed_z": self.fixed_z.cpu(), "perm": self.batches.perm.cpu(), "pos": self.batches.pos,
@@ -184,13 +205,17 @@ class TrainingState:
             "cuda_rng": torch.cuda.get_rng_state(self.fixed_z.device) if self.fixed_z.is_cuda else torch.zeros(0),
             "d_moments": self.d_moments.state_dict(), "g_moments": self.g_moments.state_dict(),
             "t0": self.t0.state_dict(), "detector": self.detector.state_dict(),
+            "levers": self.levers.state_dict(), "rt_moments": self.rt_moments.state_dict(),
+            "margin_moments": self.margin_moments.state_dict(),
             "loop": {k: getattr(self, k) for k in self.LOOP_KEYS},
             "last_metrics": json.dumps(self.last_metrics, default=_json_default),
         }
 
     def load_state_dict(self, ck: dict) -> None:
         device = self.fixed_z.device
-        self.G.load_state_dict(ck["generator"])
+        self.G.load_state_dict(ck.get("generator_train", ck["generator"]))
+        if self.levers.ema is not None:
+            self.levers.ema.module.load_state_dict(ck["generator"])
         self.D.load_state_dict(ck["discriminator"])
         self.opt_g.load_state_dict(ck["opt_g"])
         self.opt_d.load_state_dict(ck["opt_d"])
@@ -205,6 +230,10 @@ class TrainingState:
         self.g_moments.load_state_dict(ck["g_moments"])
         self.t0.load_state_dict(ck["t0"])
         self.detector.load_state_dict(ck["detector"])
+        if "levers" in ck:  # checkpoints written before the levers existed hold none of their state
+            self.levers.load_state_dict(ck["levers"])
+            self.rt_moments.load_state_dict(ck["rt_moments"])
+            self.margin_moments.load_state_dict(ck["margin_moments"])
         for k in self.LOOP_KEYS:
             setattr(self, k, ck["loop"][k])
         self.last_metrics = json.loads(ck["last_metrics"])
@@ -261,7 +290,10 @@ def train(
     loss_fn = GanLoss(cfg)
     fixed_z = torch.randn(cfg.sample_grid, cfg.latent_dim, generator=gen).to(device)
     fixed_y = (torch.arange(cfg.sample_grid) % cfg.num_classes).to(device) if batches.conditional else None
-    st = TrainingState(cfg, G, D, opt_g, opt_d, gen, batches, fixed_z, loss_fn.chance_level())
+    levers = Levers(cfg, G, loss_fn.decision_threshold(), batches.gen, device)
+    st = TrainingState(cfg, G, D, opt_g, opt_d, gen, batches, fixed_z, loss_fn.chance_level(), levers)
+    d_accuracy = (DAccuracy(train_set, heldout_split(cfg), cfg.d_acc_samples, cfg.seed, cfg.batch_size,
+                            batches.conditional, device) if cfg.d_acc_samples else None)
 
     ckpt_file = Path(resume_from) if resume_from else checkpoint_path(out_dir)
     if ckpt_file.is_dir():
@@ -287,6 +319,7 @@ def train(
     d_buf = torch.zeros(chunk, cfg.d_steps, 6, device=device)
     g_buf = torch.zeros(chunk, 3, device=device)
     interval: list[np.ndarray] = []
+    rt_interval: list[np.ndarray] = []  # r_t of every D step since the last report
     G.train()
     D.train()
     t_start = time.perf_counter()
@@ -297,9 +330,10 @@ def train(
         n_chunk = min(chunk, cfg.iterations - st.step, cfg.report_every - st.step % cfg.report_every)
         t_chunk = time.perf_counter()
         for i in range(n_chunk):
-            d_buf[i], g_buf[i] = gan_step(G, D, opt_g, opt_d, loss_fn, batches, cfg, amp)
+            d_buf[i], g_buf[i] = gan_step(G, D, opt_g, opt_d, loss_fn, batches, cfg, amp, levers)
         d_steps = d_buf[:n_chunk].cpu().numpy().astype(np.float64)  # the chunk's only syncs
         g_steps = g_buf[:n_chunk].cpu().numpy().astype(np.float64)
+        rt_steps = levers.drain_rt()
         dt = time.perf_counter() - t_chunk
         train_time += dt
         images_seen += n_chunk * cfg.d_steps * B
@@ -315,6 +349,9 @@ def train(
         st.d_moments.update(d_steps[:, :, 0].ravel())  # every D step's adversarial loss
         st.g_moments.update(rows[:, 1])
         st.t0.update(rows[:, 0])
+        st.rt_moments.update(rt_steps)
+        st.margin_moments.update((d_steps[:, :, 3] - d_steps[:, :, 4]).ravel())  # every D step's D(x) - D(G(z))
+        rt_interval.append(rt_steps)
         reason = st.detector.check_losses(rows[:, 0], rows[:, 1])
         if reason:
             st.status, st.reason = K.STATUS_DIVERGED, reason
@@ -326,7 +363,8 @@ def train(
         st.reports += 1
         ended = st.step >= cfg.iterations or st.status != K.STATUS_RUNNING
         block = np.vstack(interval)
-        interval = []
+        rt_block = np.concatenate(rt_interval)
+        interval, rt_interval = [], []
         samples = _sample(G, st.fixed_z, fixed_y)
         sample_file = out_dir / SAMPLES_DIR / f"step_{st.step:07d}.png"
         vutils.save_image(samples, sample_file, normalize=True, value_range=(-1, 1), nrow=int(math.sqrt(len(samples))) or 1)
@@ -348,15 +386,18 @@ def train(
             K.WALL_S: st.wall_s + time.perf_counter() - t_start,
             K.STATUS: st.status, K.REASON: st.reason,
             K.SAMPLE_PATH: str(sample_file), K.SAMPLE_DIVERSITY: sample_diversity(samples),
+            **_d_signals(st, rt_block, d_accuracy, loss_fn),
         }
         images_seen, train_time = 0, 0.0
         wants_eval = (fid_every and st.reports % fid_every == 0) or (ended and cfg.eval_at_end)
         if wants_eval or (ended and cfg.downstream_protocols):
             evaluator = evaluator or _build_evaluator(cfg, device)
+            measured = levers.ema.module if levers.ema is not None else G  # apply_g_ema: the EMA generator
+            metrics[K.EVAL_GENERATOR] = "ema" if levers.ema is not None else "g"
             if wants_eval:
-                metrics.update(evaluator.evaluate(G))
+                metrics.update(evaluator.evaluate(measured))
             if ended and cfg.downstream_protocols and st.status == K.STATUS_FINISHED:
-                metrics.update(_downstream(cfg, G, device, evaluator.cache_dir))
+                metrics.update(_downstream(cfg, measured, device, evaluator.cache_dir))
             G.train()
         st.wall_s += time.perf_counter() - t_start
         t_start = time.perf_counter()
@@ -375,6 +416,18 @@ def train(
 
 
 # ----------------------------------------------------------------------------------------
+def _d_signals(st: TrainingState, rt_block: np.ndarray, d_accuracy: DAccuracy | None, loss_fn: GanLoss) -> dict:
+    """The D signals of a report (trainers/levers/signals.py): r_t, D(x) - D(G(z)), D's accuracy, ADA's p."""
+    acc_train, acc_heldout = (d_accuracy.measure(st.D, loss_fn.decision_threshold()) if d_accuracy is not None
+                              else (math.nan, math.nan))
+    out = {K.R_T: float(rt_block.mean()) if rt_block.size else math.nan, K.R_T_MEAN: st.rt_moments.mean,
+           K.D_MARGIN_MEAN: st.margin_moments.mean, K.D_ACC_TRAIN: acc_train, K.D_ACC_HELDOUT: acc_heldout,
+           K.D_ACC_GAP: acc_train - acc_heldout}
+    if st.levers.ada is not None:
+        out[K.ADA_P] = st.levers.ada_p
+    return out
+
+
 @torch.no_grad()
 def _sample(G: torch.nn.Module, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
     G.eval()

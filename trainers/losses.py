@@ -94,6 +94,11 @@ class GanLoss:
         norm = grad.flatten(1).norm(2, dim=1)
         return self.gp_weight * (norm - 1.0).pow(2).mean()
 
+    def decision_threshold(self) -> float:
+        """The raw D output above which D calls an image real: logit 0 (probability 0.5) for BCE, 0.5 for
+        LSGAN (its targets are 1 and 0), 0 for hinge and WGAN (their sign). ADA's r_t and D's accuracy use it."""
+        return 0.5 if self.kind == "lsgan" else 0.0
+
     def score(self, logits: torch.Tensor) -> torch.Tensor:
         """What D(x) / D(G(z)) report: a probability for BCE losses, the raw output otherwise."""
         return torch.sigmoid(logits) if self.kind in _SIGMOID_SCORES else logits

@@ -84,3 +84,51 @@ ACCURACY_FIT_SD = "accuracy_fit_sd"  # + prefix: standard deviation of accuracy 
 # The metric a study optimises by default, and its direction.
 DEFAULT_METRIC = FID
 DEFAULT_MODE = "min"
+
+# --- issue 23: density/coverage, held-out FID and calibrated memorisation, re-scoring with other extractors
+DENSITY = "density"  # Naeem et al. 2020, k = 5, same features and N as precision/recall (~1 = real-like; unbounded)
+COVERAGE = "coverage"  # Naeem et al. 2020: share of real samples whose 5-NN ball holds a synthetic one
+# FID against held-out real images: the test split (never trained on) at n = min(N, its size) images per side,
+# beside FID against that many of the N training-split reference images, from the same synthetic images.
+FID_TEST = "fid_test"
+FID_TRAIN_AT_TEST_N = "fid_train_at_test_n"
+EVAL_TEST_N = "eval_test_n"  # n of those two FIDs and the held-out images of the memorisation shares
+# Held-out calibrated memorisation (trainers/evaluation/memorisation.py), on the extractor's features: the share
+# of synthetic images nearer to one of the N reference (training) images than the 1st / 5th percentile of the
+# held-out images' distances to them; the held-out images' own share (cross-fitted halves) beside it; flagged (1.0)
+# when the 1st-percentile share exceeds 1% beyond chance (one-sided exact binomial p, MEMORISATION_FLAG_P < 0.001).
+MEMORISATION_SHARE_P1 = "memorisation_share_p1"
+MEMORISATION_SHARE_P5 = "memorisation_share_p5"
+MEMORISATION_HELDOUT_SHARE_P1 = "memorisation_heldout_share_p1"
+MEMORISATION_HELDOUT_SHARE_P5 = "memorisation_heldout_share_p5"
+MEMORISATION_FLAG_P = "memorisation_flag_p"
+MEMORISATION_FLAGGED = "memorisation_flagged"
+# The same in pixels (images in [-1, 1]); computed by `gan-study rescore`, not at every evaluation (not cheap).
+MEMORISATION_PIXEL_SHARE_P1 = "memorisation_pixel_share_p1"
+MEMORISATION_PIXEL_SHARE_P5 = "memorisation_pixel_share_p5"
+MEMORISATION_PIXEL_HELDOUT_SHARE_P1 = "memorisation_pixel_heldout_share_p1"
+MEMORISATION_PIXEL_HELDOUT_SHARE_P5 = "memorisation_pixel_heldout_share_p5"
+MEMORISATION_PIXEL_FLAG_P = "memorisation_pixel_flag_p"
+MEMORISATION_PIXEL_FLAGGED = "memorisation_pixel_flagged"
+# Measured at every evaluation beside the metrics above (NaN for non-finite images; NaN for the held-out ones
+# when the data source has no test split).
+EVALUATED_METRICS = EVALUATED_METRICS + (DENSITY, COVERAGE, FID_TEST, FID_TRAIN_AT_TEST_N, MEMORISATION_SHARE_P1,
+                                         MEMORISATION_SHARE_P5, MEMORISATION_HELDOUT_SHARE_P1,
+                                         MEMORISATION_HELDOUT_SHARE_P5, MEMORISATION_FLAG_P, MEMORISATION_FLAGGED)
+# `gan-study rescore DIR --extractor NAME` writes each re-scored metric as `<metric>@<tag>` beside the trial's own
+# (e.g. `fid@domain-seed1`, `fid_test@xrv`); the tag names the extractor (and its seed): RESCORE_TAG values.
+RESCORE_SEP = "@"
+RESCORED_METRICS = (FID, KID_MEAN, KID_STD, PRECISION, RECALL, DENSITY, COVERAGE, FID_TEST, FID_TRAIN_AT_TEST_N,
+                    EVAL_TEST_N, MEMORISATION_SHARE_P1, MEMORISATION_SHARE_P5, MEMORISATION_HELDOUT_SHARE_P1,
+                    MEMORISATION_HELDOUT_SHARE_P5, MEMORISATION_FLAG_P, MEMORISATION_FLAGGED, EVAL_EXTRACTOR, EVAL_N,
+                    EVAL_EXTRACTOR_SHA256, EVAL_EXTRACTOR_TRAIN_N)
+
+# --- D signals beside the D loss (issue #22; trainers/levers/signals.py), reported whatever levers are on
+R_T = "r_t"  # ADA's overfitting signal E[sign(D(x) - c)] on the real images D trained on, mean over the interval
+R_T_MEAN = "r_t_mean"  # r_t over every D step of the run so far (like d_loss_mean)
+D_MARGIN_MEAN = "d_margin_mean"  # D(x) - D(G(z)) over every D step of the run so far (the d_x/d_g_z scores)
+D_ACC_TRAIN = "d_acc_train"  # share of a fixed batch of training images D calls real, at this report
+D_ACC_HELDOUT = "d_acc_heldout"  # the same on a fixed batch of held-out real images (val split, else test)
+D_ACC_GAP = "d_acc_gap"  # d_acc_train - d_acc_heldout: BigGAN's overfitting gap (grows as D memorises)
+ADA_P = "ada_p"  # ADA's augmentation probability at this report (apply_ada only)
+EVAL_GENERATOR = "eval_generator"  # the weights FID/KID/TSTR measured: "ema" (apply_g_ema) or "g"

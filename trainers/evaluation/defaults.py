@@ -15,3 +15,11 @@ RANGE_TOLERANCE = 1e-3  # generator outputs must lie in [-1, 1] within this
 # Below this many training images the domain extractor's features separate little (seen: tens of images give
 # FID near 0 for an untrained generator): results carry the count and analyze warns under it.
 MIN_EXTRACTOR_TRAIN_IMAGES = 500
+# --- issue 23: density/coverage, held-out calibrated memorisation, nearest pairs
+DC_K = 5  # k-NN radius for density and coverage (Naeem et al. 2020 recommend k = 5)
+MEMORISATION_PERCENTILES = (1, 5)  # of held-out->train nearest distances: the thresholds of the copy shares
+MEMORISATION_FLAG_ALPHA = 1e-3  # one-sided exact binomial test of the 1st-percentile share against 1%
+HELDOUT_SPLIT_SEED = 0  # splits the held-out distances in two halves for their own (cross-fitted) share
+NEAREST_PAIRS = 8  # closest synthetic/training pairs kept per trial for the dashboard
+PAIRS_MAX_TRAIN = 20000  # training images searched for those pairs (a fixed random subset above this)
+DISTANCE_BATCH = 512  # query rows per block of a nearest-neighbour search (bounds memory)

@@ -10,6 +10,11 @@ extractor per (source, resolution, preprocessing). N = min(eval_samples, referen
 seed, data_limit and validation carve change neither side, so values with the same `eval_extractor`
 and `eval_n` are comparable across every trial of a dataset. Real-data features are cached on disk;
 each evaluation then costs only the N generated samples' features.
+
+Beside them, from the same features (cheap: no extra image through the extractor but, once per dataset, the
+held-out images): density and coverage (Naeem et al. 2020) next to precision/recall, FID against the held-out
+test split beside the training split at the same n, and the held-out calibrated memorisation shares
+(`heldout.py`). Pixel-space memorisation and other extractors are `gan-study rescore` (study/rescore_command.py).
 """
 from __future__ import annotations
 
@@ -30,8 +35,9 @@ from trainers.evaluation import defaults as D
 from trainers.evaluation.diversity import diversity
 from trainers.evaluation.fid import fid_from_features
 from trainers.evaluation.kid import kid
+from trainers.evaluation.heldout import heldout_features, heldout_metrics, load_heldout
 from trainers.evaluation.memorisation import memorisation_audit
-from trainers.evaluation.prc import precision_recall
+from trainers.evaluation.prc import density_coverage, precision_recall
 from trainers.evaluation.sampling import check_images, sample_images
 
 EVAL_ERROR = "eval_error"
@@ -76,7 +82,7 @@ class Evaluator:
     """
 
     def __init__(self, cfg: TrialConfig, reference: Any = None, *, device: torch.device | str = "cpu",
-                 cache_dir: str | Path | None = None):
+                 cache_dir: str | Path | None = None, heldout: Any = None):
         from trainers.data import default_cache_dir
 
         self.cfg, self.device = cfg, torch.device(device)
@@ -87,6 +93,10 @@ class Evaluator:
         self.n = min(cfg.eval_samples, len(self.real_set))
         self._extractor = None
         self._real: tuple[np.ndarray, np.ndarray] | None = None
+        # The held-out images (test split; `heldout` preloads them, class_subset applied): loaded at the first
+        # evaluation, with why they are absent when the source has none.
+        self._heldout, self._heldout_loaded, self.heldout_missing = heldout, heldout is not None, ""
+        self._heldout_feats: np.ndarray | None = None
 
     @property
     def extractor(self) -> Any:
@@ -117,8 +127,18 @@ class Evaluator:
                     np.savez(tmp, features=self._real[0], labels=self._real[1])
         return self._real
 
+    def heldout_features(self) -> np.ndarray | None:
+        """Features of min(N, test size) held-out images, cached on disk; None without a test split."""
+        if not self._heldout_loaded:
+            self._heldout, self.heldout_missing = load_heldout(self.cfg, self.cache_dir)
+            self._heldout_loaded = True
+        if self._heldout is not None and self._heldout_feats is None:
+            self._heldout_feats = heldout_features(self.extractor, self._heldout, self.n, self.cache_dir)
+        return self._heldout_feats
+
     def evaluate(self, G: nn.Module) -> dict[str, Any]:
-        """FID, KID, precision/recall, diversity, per-class FID (conditional), memorisation; NaN for NaN images."""
+        """FID, KID, precision/recall, density/coverage, diversity, per-class FID (conditional), memorisation,
+        FID against the held-out test split and the held-out calibrated memorisation shares; NaN for NaN images."""
         cfg = self.cfg
         real, real_labels = self.real_features()
         fake_labels = _labels_like(real_labels, cfg) if cfg.conditioning != "none" else None
@@ -130,17 +150,28 @@ class Evaluator:
             out[EVAL_ERROR] = "generator produced non-finite images"
             return out
         fake = self.extractor(images)
-        out[K.FID] = fid_from_features(real, fake)
-        out[K.KID_MEAN], out[K.KID_STD] = kid(real, fake)
-        out[K.PRECISION], out[K.RECALL] = precision_recall(real, fake)
+        out.update(feature_metrics(real, fake, self.heldout_features()))
         out[K.MS_SSIM_DIVERSITY], out[DIVERSITY_KIND] = diversity(images)
-        out[K.MEMORISATION_RATIO], out[K.MEMORISATION_MIN_DIST] = memorisation_audit(real, fake)
         if fake_labels is not None:
             for c, name in enumerate(self.real_set.class_names):
                 r, f = real[real_labels == c], fake[fake_labels.numpy() == c]
                 enough = min(len(r), len(f)) > (2 if cfg.allow_low_n else self.extractor.dim)
                 out[f"{K.FID_PER_CLASS_PREFIX}{name}"] = fid_from_features(r, f) if enough else math.nan
         return out
+
+
+def feature_metrics(real: np.ndarray, fake: np.ndarray, heldout: np.ndarray | None = None) -> dict[str, float]:
+    """Every metric of real (N reference) vs fake (N synthetic) features: FID, KID, precision/recall,
+    density/coverage, the memorisation ratio, and with held-out features (`heldout.heldout_features`) the
+    test-split FIDs and the calibrated memorisation shares (NaN without). `gan-study rescore` calls it too."""
+    out: dict[str, float] = {K.FID: fid_from_features(real, fake)}
+    out[K.KID_MEAN], out[K.KID_STD] = kid(real, fake)
+    out[K.PRECISION], out[K.RECALL] = precision_recall(real, fake)
+    enough = min(len(real), len(fake)) > D.DC_K
+    out[K.DENSITY], out[K.COVERAGE] = density_coverage(real, fake) if enough else (math.nan, math.nan)
+    out[K.MEMORISATION_RATIO], out[K.MEMORISATION_MIN_DIST] = memorisation_audit(real, fake)
+    out.update(heldout_metrics(real, fake, heldout))
+    return out
 
 
 def calculate_metrics(real_images: torch.Tensor, fake_images: torch.Tensor, *, extractor: Any) -> dict[str, float]:

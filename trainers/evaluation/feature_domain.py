@@ -70,7 +70,14 @@ class DomainExtractor:
             self.model = DomainCNN(num_classes=len(train_set.class_names), resolution=train_set.images.shape[-1])
             self.trained_now = not path.is_file()
             if self.trained_now:
-                _train(self.model, train_set, seed)
+                # One thread: float reductions summed in another order give other weights, so an extractor built by
+                # a 2-thread driver (gan-study yardstick) and by a 1-thread trial would differ under one name.
+                threads = torch.get_num_threads()
+                torch.set_num_threads(1)
+                try:
+                    _train(self.model, train_set, seed)
+                finally:
+                    torch.set_num_threads(threads)
                 with atomic_path(path) as tmp:
                     torch.save(self.model.state_dict(), tmp)
             else:
