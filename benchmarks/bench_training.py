@@ -198,7 +198,7 @@ class FixedBatches:
     so a measured step is pure compute (the data path is measured on its own: `data_images_per_s`)."""
 
     def __init__(self, batches: Any):
-        self.device, self.conditional = batches.device, batches.conditional
+        self.device, self.conditional, self.gen = batches.device, batches.conditional, batches.gen
         self._real, self._noise = batches.real(), batches.noise()
 
     def real(self) -> tuple[torch.Tensor, torch.Tensor]:

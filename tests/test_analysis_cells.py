@@ -106,7 +106,9 @@ def test_collapse_rule_flags_runs_above_k_times_the_median_configuration():
     table = collapse_table(t, flags, FACTORS)
     assert table["collapsed"].sum() == 3 and table["runs"].sum() == 48 and table["rate"].max() == pytest.approx(2 / 3)
     by = collapse_by_factor(t, flags, FACTORS, n_resamples=200)
-    assert by.iloc[0]["rate"] == pytest.approx(3 / 48) and by.iloc[0]["ci_low"] <= 3 / 48 <= by.iloc[0]["ci_high"]
+    # The rate is over configurations (2 of 16 have a collapsed seed), exact Clopper-Pearson; the run share beside it.
+    assert by.iloc[0]["rate"] == pytest.approx(2 / 16) and by.iloc[0]["run_share"] == pytest.approx(3 / 48)
+    assert by.iloc[0]["ci_low"] <= 2 / 16 <= by.iloc[0]["ci_high"] and by.iloc[0]["ci_low"] > 0
     diverged = t.assign(**{mk.STATUS: np.where(np.arange(48) == 7, mk.STATUS_DIVERGED, mk.STATUS_FINISHED)})
     assert list(np.flatnonzero(collapse_flags(diverged, {"rule": "diverged"})[0].astype(bool))) == [7]
 

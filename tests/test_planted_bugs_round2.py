@@ -210,7 +210,7 @@ def _scripted_gan_step(losses):
     """A stand-in gan_step whose adversarial D loss follows `losses` (one per call), nothing trained."""
     calls = iter(losses)
 
-    def step(G, D, opt_g, opt_d, loss_fn, batches, cfg, amp):
+    def step(G, D, opt_g, opt_d, loss_fn, batches, cfg, amp, levers=None):
         d = next(calls)
         return (torch.tensor([[d, 0.0, 0.0, 0.5, 0.5, 1.0]]).repeat(cfg.d_steps, 1),
                 torch.tensor([1.0, 0.0, 1.0]))
