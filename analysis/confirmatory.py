@@ -224,7 +224,7 @@ def _out_of_sample(s: pd.DataFrame, seeds: Sequence) -> dict:
         kept_best.append(best in kept)
         random_regrets.append(_random_half_regret(out.to_numpy(), k))
         levels = s.drop_duplicates(CONFIG).set_index(CONFIG)[CELL].reindex(common)
-        for part in _factor_levels(levels):
+        for part in sorted({p for v in levels.astype(str) for p in v.split(" / ")}):
             chosen = levels.index[levels.astype(str).str.split(" / ").map(lambda v, p=part: p in v)]
             if len(chosen):
                 rule_regrets.setdefault(part, []).append(float(out[chosen].min() - out.min()))
@@ -236,11 +236,6 @@ def _out_of_sample(s: pd.DataFrame, seeds: Sequence) -> dict:
     return {"regret": float(np.mean(regrets)), "p_best_kept": float(np.mean(kept_best)),
             "random_regret": float(np.mean(random_regrets)), "random_p_best": float(k_share),
             "best_rule": best_rule, "best_rule_regret": float(np.mean(rule_regrets[best_rule])) if best_rule else np.nan}
-
-
-def _factor_levels(levels: pd.Series) -> list[str]:
-    parts = sorted({p for v in levels.astype(str) for p in v.split(" / ")})
-    return parts
 
 
 def _random_half_regret(values: np.ndarray, k: int) -> float:

@@ -8,7 +8,7 @@ the overlap; configurations reused with new seeds are counted and reported (the 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,3 @@ def _plain(v: Any) -> Any:
         v = v.item()
     return v
 
-
-def pairs_of(rows: Iterable[dict[str, Any]]) -> set[tuple[str, Any]]:
-    """(identity, seed) pairs of recorded configurations (for tests and reports)."""
-    return {(identity(r["config"]), s) for r in rows for s in r["seeds"]}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from fast_eval import one_epoch_extractors
 
 from trainers import metric_keys as K
 from trainers.config import TrialConfig
@@ -38,12 +39,7 @@ class BankGenerator(nn.Module):
 @pytest.fixture(scope="module", autouse=True)
 def _one_epoch_extractors():
     """Extractors train 1 epoch and KID uses 5 subsets here: these tests check memorisation, not those."""
-    from trainers.evaluation import evaluator
-    from trainers.evaluation.kid import kid
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(D, "DOMAIN_EPOCHS", 1)
-        mp.setattr(evaluator, "kid", lambda real, fake: kid(real, fake, subsets=5))
+    with one_epoch_extractors():
         yield
 
 

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_levers import _one_thread  # noqa: F401 - the autouse fixture, shared
+from test_levers import tiny as _tiny
 
 from trainers import metric_keys as K
 from trainers.checkpoint import checkpoint_path, load_checkpoint
@@ -24,20 +26,9 @@ ALL_ON_ADA = dict(apply_ada=True, ada_kimg=1, apply_g_ema=True, g_ema_start=3, a
                   apply_bcr=True, conditioning="acgan", d_steps=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (as `num_threads=1` gives train()); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(**overrides) -> TrialConfig:
-    base = dict(name="test", data="phantom", resolution=32, g_features=16, d_features=16, latent_dim=32, batch_size=8,
-                iterations=12, report_every=4, eval_at_end=False, sample_grid=4, data_limit=64, d_acc_samples=16,
-                num_threads=1)
-    return TrialConfig.from_dict({**base, **overrides})
+    """test_levers' tiny config, run for 12 iterations (3 reports) so a resume has reports on both sides."""
+    return _tiny(**{"iterations": 12, **overrides})
 
 
 def reports(out: Path) -> list[dict]:

@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from fast_eval import one_epoch_extractors
 
 from study.cli import main
 from trainers import metric_keys as K
@@ -25,12 +26,7 @@ CONFIGS = [(1, 2e-4), (1, 1e-3), (2, 3e-3)]  # (iterations, learning rate): thre
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_epoch_extractors():
-    from trainers.evaluation import evaluator
-    from trainers.evaluation.kid import kid
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(D, "DOMAIN_EPOCHS", 1)
-        mp.setattr(evaluator, "kid", lambda real, fake: kid(real, fake, subsets=5))
+    with one_epoch_extractors():
         yield
 
 

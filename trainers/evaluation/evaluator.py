@@ -113,7 +113,9 @@ class Evaluator:
         """(features, labels) of N real training images, cached on disk by a descriptive key."""
         if self._real is None:
             ex = self.extractor
-            key = hashlib.sha1(f"{self.real_set.fingerprint}|reference|{self.cfg.resolution}|{ex.name}|{self.n}|"
+            # The weight hash in the key: an extractor retrained under the same name never reads stale features.
+            key = hashlib.sha1(f"{self.real_set.fingerprint}|reference|{self.cfg.resolution}|{ex.name}|"
+                               f"{getattr(ex, 'weights_sha256', '')}|{self.n}|"
                                f"{D.REAL_SUBSET_SEED}".encode()).hexdigest()[:16]
             path = self.cache_dir / "stats" / f"real-{ex.name}-n{self.n}-{key}.npz"
             if path.is_file():
