@@ -21,6 +21,16 @@ A plan is an `analysis:` block in the space YAML or a YAML file given to `gan-st
         - {kind: collapse_by_cell}
       note: "what the design can and cannot detect, in words"
 
+A plan whose question is "does each level of a factor beat a reference level?" (a lever study) declares
+`contrast:`; its primary test is then that family of contrasts instead of the correlation (analysis/contrasts.py):
+
+    analysis:
+      outcome: log_fid
+      contrast: {factor: lever, reference: baseline, within: [data_limit], correction: holm, direction: negative}
+      smallest_effect: 0.35     # in the outcome's units here (log FID 0.35 = FID x 0.70)
+      secondary:
+        - {kind: contrast, outcome: tstr_balanced_accuracy}   # the same contrasts on another outcome
+
 `record_plan` validates it (an unknown key, metric or factor is one line naming it and the allowed
 values) and stamps it with the SHA-256 of its canonical form and the UTC time; `gan-study run` writes
 that record into study.json before the first trial starts and `resume` never changes it. `analyze`
@@ -49,7 +59,12 @@ DIRECTIONS = ("negative", "positive", "two-sided")
 COLLAPSE_RULES = ("fid_ratio", "diverged", "none")
 # Signals a plan may test beside analysis.columns.PREDICTORS: D(x) - D(G(z)) at the end (analysis.load adds it).
 PLAN_PREDICTORS = tuple(C.PREDICTORS) + (C.D_GAP,)
-SECONDARY_KINDS = ("correlation", "rank_fidelity", "collapse_by_cell")
+SECONDARY_KINDS = ("correlation", "rank_fidelity", "collapse_by_cell", "contrast")
+# Outcomes a contrast may compare besides OUTCOMES: the evaluation's other per-trial measures.
+CONTRAST_OUTCOMES = OUTCOMES + (mk.FID_TEST, mk.COVERAGE, mk.DENSITY, mk.MEMORISATION_SHARE_P1,
+                                mk.MEMORISATION_SHARE_P5, "tstr_balanced_accuracy")
+CONTRAST_KEYS = ("factor", "reference", "within", "correction", "direction")
+CORRECTIONS = ("holm", "bh")
 RECORD_KEYS = ("sha256", "recorded_at", "source")  # added by record_plan, not part of the declaration
 
 
@@ -71,6 +86,9 @@ class AnalysisPlan:
     excludes: tuple[str, ...] = ()
     secondary: tuple[Mapping[str, Any], ...] = ()
     note: str = ""
+    # {} = the primary test is the correlation above; else {factor, reference, within, correction, direction}:
+    # each level of `factor` minus `reference`, matched on the `within` factors' levels (analysis/contrasts.py).
+    contrast: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def sign(self) -> int:
@@ -83,9 +101,19 @@ class AnalysisPlan:
         d["collapse"], d["reproduced"] = dict(self.collapse), dict(self.reproduced)
         d["cells"], d["excludes"] = list(self.cells), list(self.excludes)
         d["secondary"] = [dict(x) for x in self.secondary]
+        d["contrast"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.contrast.items()}
+        if not d["contrast"]:  # absent, not {}: plans recorded before contrasts existed keep their hash
+            del d["contrast"]
         return d
 
     def describe(self) -> str:
+        if self.contrast:
+            c = self.contrast
+            within = f", matched on {' x '.join(c['within'])}" if c["within"] else ""
+            side = {"negative": "< 0", "positive": "> 0"}.get(c["direction"], "!= 0")
+            return (f"{C.label(self.outcome)} of each {c['factor']} level minus {c['reference']!r}{within}, seeds as "
+                    f"blocks, pooled-error t, {c['correction'].capitalize()} over the family; hypothesis difference "
+                    f"{side}, alpha {self.alpha:g}")
         cells = "within design cells (" + " x ".join(self.cells) + ")" if self.cells else "within design cells"
         ctl = {"none": "no controls", "cells": cells}.get(self.controls) if isinstance(
             self.controls, str) else "controlling for " + ", ".join(self.controls)
@@ -106,7 +134,8 @@ def parse_plan(raw: Any, *, factors: Mapping[str, Sequence[str]] | None = None, 
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(_fields())}")
     p = {**AnalysisPlan().to_dict(), **raw}
-    _choice(where, "outcome", p["outcome"], OUTCOMES)
+    contrast = _contrast(where, p.get("contrast") or {}, factors)
+    _choice(where, "outcome", p["outcome"], CONTRAST_OUTCOMES if contrast else OUTCOMES)
     _choice(where, "predictor", p["predictor"], PLAN_PREDICTORS)
     _choice(where, "level", p["level"], LEVELS)
     _choice(where, "method", p["method"], METHODS)
@@ -130,15 +159,18 @@ def parse_plan(raw: Any, *, factors: Mapping[str, Sequence[str]] | None = None, 
         raise ConfigError(f"{where}: controls: cells needs the cells named before the data, e.g. "
                           f"cells: [{', '.join(sorted(factors or {})[:2]) or 'optimizer, activation'}]")
     effect = p["smallest_effect"]
-    if not _finite(effect) or not 0 <= effect < 1:
+    if contrast and (not _finite(effect) or effect < 0):
+        raise ConfigError(f"{where}: smallest_effect={effect!r} must be a difference >= 0 in the outcome's units "
+                          "(e.g. 0.35 in log FID)")
+    if not contrast and (not _finite(effect) or not 0 <= effect < 1):
         raise ConfigError(f"{where}: smallest_effect={effect!r} must be a correlation size in [0, 1), e.g. 0.3")
     excludes = _names(where, "excludes", p["excludes"])
-    secondary = tuple(_secondary(where, x) for x in (p["secondary"] or []))
+    secondary = tuple(_secondary(where, x, contrast) for x in (p["secondary"] or []))
     if not isinstance(p["note"], str):
         raise ConfigError(f"{where}: note must be text")
     return AnalysisPlan(p["outcome"], p["predictor"], p["level"], p["method"], controls, p["direction"],
                         float(alpha), collapse, dict(reproduced), cells, float(effect), excludes, secondary,
-                        p["note"].strip())
+                        p["note"].strip(), contrast)
 
 
 def plan_hash(plan: AnalysisPlan) -> str:
@@ -211,12 +243,32 @@ def _names(where: str, key: str, value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _secondary(where: str, value: Any) -> dict:
+def _contrast(where: str, value: Any, factors: Mapping[str, Sequence[str]] | None) -> dict:
+    if not value:
+        return {}
+    if not isinstance(value, Mapping) or set(value) - set(CONTRAST_KEYS) or not {"factor", "reference"} <= set(value):
+        raise ConfigError(f"{where}: contrast={value!r} must be a mapping with factor and reference (and optionally "
+                          f"within, correction, direction); allowed keys: {', '.join(CONTRAST_KEYS)}")
+    within = _names(where, "contrast within", value.get("within"))
+    for n in (value["factor"], *within):
+        if factors is not None and n not in factors:
+            raise ConfigError(f"{where}: contrast names {n!r}, which the space does not vary; allowed: "
+                              f"{', '.join(sorted(factors)) or 'none'}")
+    if value["factor"] in within:
+        raise ConfigError(f"{where}: contrast factor {value['factor']!r} cannot also be in within")
+    correction, direction = value.get("correction", "holm"), value.get("direction", "two-sided")
+    _choice(where, "contrast correction", correction, CORRECTIONS)
+    _choice(where, "contrast direction", direction, DIRECTIONS)
+    return {"factor": str(value["factor"]), "reference": value["reference"], "within": within,
+            "correction": correction, "direction": direction}
+
+
+def _secondary(where: str, value: Any, contrast: Mapping[str, Any] | None = None) -> dict:
     if not isinstance(value, Mapping) or value.get("kind") not in SECONDARY_KINDS:
         raise ConfigError(f"{where}: secondary entry {value!r} needs kind: one of {', '.join(SECONDARY_KINDS)}")
     kind = value["kind"]
     allowed = {"correlation": {"kind", "outcome", "predictor"}, "rank_fidelity": {"kind"},
-               "collapse_by_cell": {"kind"}}[kind]
+               "collapse_by_cell": {"kind"}, "contrast": {"kind", "outcome"}}[kind]
     extra = sorted(set(value) - allowed)
     if extra:
         raise ConfigError(f"{where}: secondary {kind} takes no key {extra[0]!r}; allowed: {', '.join(sorted(allowed))}")
@@ -224,6 +276,12 @@ def _secondary(where: str, value: Any) -> dict:
         _choice(where, "secondary outcome", value.get("outcome", C.LOG_FID), OUTCOMES)
         _choice(where, "secondary predictor", value.get("predictor"), PLAN_PREDICTORS)
         return {"kind": kind, "outcome": value.get("outcome", C.LOG_FID), "predictor": value["predictor"]}
+    if kind == "contrast":
+        if not contrast:
+            raise ConfigError(f"{where}: a secondary contrast repeats the plan's contrast on another outcome: "
+                              "declare contrast: {factor, reference, ...} first")
+        _choice(where, "secondary outcome", value.get("outcome"), CONTRAST_OUTCOMES)
+        return {"kind": kind, "outcome": value["outcome"]}
     return {"kind": kind}
 
 
