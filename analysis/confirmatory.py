@@ -15,6 +15,7 @@ single-factor rule chosen with hindsight (descriptive, outside the q-value famil
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +27,9 @@ from scipy import stats
 from analysis import columns as C
 from analysis.collapse import clopper_pearson, collapse_flags
 from analysis.confirm import WithinCellTest, confirmatory_test
+from analysis.contrasts import contrast_family, interaction, level_labels
 from analysis.groups import configuration_codes
-from analysis.multiplicity import bh_qvalues
+from analysis.multiplicity import bh_qvalues, holm_adjust
 from analysis.plan import AnalysisPlan
 from trainers import metric_keys as mk
 
@@ -52,6 +54,10 @@ class Confirmatory:
     primary: WithinCellTest | None
     secondary: pd.DataFrame = field(default_factory=pd.DataFrame)  # test, r, ci, p, q, verdict
     rank_fidelity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # A plan with `contrast:` (analysis/contrasts.py): the primary family, secondary families on other outcomes
+    # (column family = "primary" | "secondary"), and the level x within-factor interaction per level.
+    contrasts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    interactions: pd.DataFrame = field(default_factory=pd.DataFrame)
     collapse: pd.DataFrame = field(default_factory=pd.DataFrame)
     note: str = ""
 
@@ -77,10 +83,14 @@ def cell_columns(df: pd.DataFrame, names: Sequence[str], named: Mapping[str, Seq
 
 def run_confirmatory(trials: pd.DataFrame, history: pd.DataFrame, plan: AnalysisPlan, *,
                      named: Mapping[str, Sequence[str]], expected_trials: int = 0, n_resamples: int = 2000,
-                     n_permutations: int = 10_000, seed: int = 0) -> Confirmatory | None:
-    """The plan's confirmatory analysis on the analysed trials (None when the plan names no cells)."""
-    if not plan.cells or plan.controls != "cells":
+                     n_permutations: int = 10_000, seed: int = 0,
+                     levels: Mapping[str, Mapping[str, Mapping]] | None = None) -> Confirmatory | None:
+    """The plan's confirmatory analysis on the analysed trials (None when the plan names no cells and declares
+    no contrast). `levels`: each named factor's levels and the fields they set (primary.factor_levels)."""
+    if not plan.contrast and (not plan.cells or plan.controls != "cells"):
         return None
+    if not plan.cells or plan.controls != "cells":
+        plan = dataclasses.replace(plan, cells=(), controls="none")
     cols = cell_columns(trials, plan.cells, named)
     missing = [n for n, c in zip(plan.cells, cols) if c is None]
     t = trials.copy()
@@ -88,17 +98,34 @@ def run_confirmatory(trials: pd.DataFrame, history: pd.DataFrame, plan: Analysis
     if missing:
         return Confirmatory(list(plan.cells), [], len(t), t[CONFIG].nunique(), expected_trials, None,
                             note=f"the results have no column for the plan's cells {', '.join(missing)}")
-    t[CELL] = t[cols].astype(str).agg(" / ".join, axis=1)
+    t[CELL] = t[cols].astype(str).agg(" / ".join, axis=1) if cols else "all"
     flags, _ = collapse_flags(t, plan.collapse)
     t[C.COLLAPSED] = pd.to_numeric(flags, errors="coerce")
     kw = {"sign": plan.sign, "alpha": plan.alpha, "smallest_effect": plan.smallest_effect,
           "n_permutations": n_permutations, "seed": seed}
-    primary = _test(t, plan.predictor, plan.outcome, **kw)
+    # A contrast plan's primary is the contrast family; its correlations are secondary, so their TOST/power use
+    # no smallest effect (the plan's is in the outcome's units, not |r|).
+    primary = None if plan.contrast else _test(t, plan.predictor, plan.outcome, **kw)
+    if plan.contrast:
+        kw["smallest_effect"] = 0.0
     out = Confirmatory(list(plan.cells), [c for c in cols if c], len(t), int(t[CONFIG].nunique()), expected_trials,
                        primary)
     rows = []
+    if plan.contrast:
+        out.contrasts, out.interactions, note = _contrasts(t, plan, named, levels or {})
+        out.note = note or out.note
     for entry in plan.secondary:
-        if entry["kind"] == "correlation":
+        if entry["kind"] == "contrast":
+            fam = out.contrasts.loc[out.contrasts["outcome"] == entry["outcome"]] if not out.contrasts.empty else None
+            # One p for the family's global null (no level differs): the smallest Holm-adjusted p.
+            family_p = float(np.nanmin(holm_adjust(fam["p"]))) if fam is not None and fam["p"].notna().any() \
+                else math.nan
+            rows.append({"test": f"{C.label(entry['outcome'])}: any {plan.contrast['factor']} level differs from "
+                                 f"{plan.contrast['reference']!r} ({0 if fam is None else len(fam)} contrasts; p = "
+                                 "their smallest Holm-adjusted p)",
+                         "r": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p": family_p,
+                         "n": 0 if fam is None else len(fam), "verdict": ""})
+        elif entry["kind"] == "correlation":
             res = _test(t, entry["predictor"], entry["outcome"], **kw)
             if res is not None:
                 rows.append({"test": f"{C.label(entry['outcome'])} vs {C.label(entry['predictor'])}, within cells",
@@ -122,6 +149,50 @@ def run_confirmatory(trials: pd.DataFrame, history: pd.DataFrame, plan: Analysis
                           for v, q in zip(sec["verdict"], sec["q"])]
         out.secondary = sec
     return out
+
+
+def factor_column(df: pd.DataFrame, name: str, named: Mapping[str, Sequence[str]],
+                  levels: Mapping[str, Mapping[str, Mapping]]) -> pd.Series | None:
+    """Each trial's level of a plan factor: `cell/<name>`, the config field, or a named factor's level label
+    rebuilt from the fields its levels set (study.json `space_resolved.factors`)."""
+    if C.CELL_PREFIX + name in df.columns:
+        return df[C.CELL_PREFIX + name].astype(object)
+    if name in C.CONFIG_FIELDS and C.cfg(name) in df.columns:
+        return df[C.cfg(name)].astype(object)
+    if name in levels:
+        return level_labels(df, levels[name])
+    col = cell_columns(df, [name], named)[0]
+    return None if col is None else df[col].astype(object)
+
+
+def _contrasts(t: pd.DataFrame, plan: AnalysisPlan, named: Mapping[str, Sequence[str]],
+               levels: Mapping[str, Mapping[str, Mapping]]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    c = plan.contrast
+    level = factor_column(t, c["factor"], named, levels)
+    within_cols = cell_columns(t, list(c["within"]), named)
+    if level is None or any(w is None for w in within_cols):
+        return pd.DataFrame(), pd.DataFrame(), f"the results have no column for the contrast's factor {c['factor']}"
+    within = [w for w in within_cols if w]
+    kw = {"level": level, "reference": c["reference"], "within": within, "direction": c["direction"],
+          "alpha": plan.alpha, "correction": c["correction"]}
+    fams = [contrast_family(t, outcome=plan.outcome, smallest_effect=plan.smallest_effect, **kw).assign(
+        family="primary")]
+    for entry in plan.secondary:
+        if entry["kind"] == "contrast" and entry["outcome"] in t.columns:
+            # Secondary outcomes: two-sided (the plan predicts a direction for its primary outcome only), BH.
+            fam = contrast_family(t, outcome=entry["outcome"], **{**kw, "direction": "two-sided",
+                                                                 "correction": "bh"})
+            fams.append(fam.assign(family="secondary"))
+    fams = [f for f in fams if not f.empty and "diff" in f.columns]
+    out = pd.concat(fams, ignore_index=True) if fams else pd.DataFrame()
+    inter = pd.DataFrame()
+    if len(within) == 1 and t[within[0]].nunique() == 2:
+        first, second = sorted(t[within[0]].dropna().unique(), key=str)
+        inter = interaction(t, outcome=plan.outcome, level=level, reference=c["reference"], within=within[0],
+                            a=second, b=first)
+        if not inter.empty:  # the table names both levels: which minus which
+            inter = inter.assign(at=str(second), minus_at=str(first))
+    return out, inter, ""
 
 
 def _test(t: pd.DataFrame, x: str, y: str, **kw) -> WithinCellTest | None:

@@ -39,6 +39,8 @@ def write_csvs(a: Analysis, out_dir: Path) -> list[Path]:
         "downstream_summary": a.downstream_summary,
         "memory_curves": a.memory_curves,
         "bn_saving": a.bn_saving,
+        "planned_contrasts": a.confirmatory.contrasts if a.confirmatory is not None else pd.DataFrame(),
+        "planned_interactions": a.confirmatory.interactions if a.confirmatory is not None else pd.DataFrame(),
     }
     for group, mat in a.matrices.items():
         tables[f"correlation_matrix_{slug(group)}"] = mat.reset_index(names="")

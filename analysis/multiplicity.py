@@ -19,3 +19,19 @@ def bh_qvalues(p) -> np.ndarray:
     if ok.any():
         q[ok] = stats.false_discovery_control(np.clip(p[ok], 0.0, 1.0), method="bh")
     return q
+
+
+def holm_adjust(p) -> np.ndarray:
+    """Holm-adjusted p-values (family-wise error) of the finite entries of p; NaN stays NaN and is not counted.
+
+    adj_(i) = max over j <= i of min(1, (m - j + 1) * p_(j)) for ascending p (Holm 1979; statsmodels' 'holm').
+    """
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    if len(idx):
+        order = idx[np.argsort(p[idx], kind="stable")]
+        m = len(order)
+        steps = np.minimum(1.0, (m - np.arange(m)) * p[order])
+        out[order] = np.maximum.accumulate(steps)
+    return out

@@ -29,7 +29,8 @@ from analysis.load import DEFAULT_STATUSES, StudyData, load_studies
 from analysis.memory_cost import bn_saving, memory_curves
 from analysis.plan import AnalysisPlan
 from analysis.confirmatory import Confirmatory, run_confirmatory
-from analysis.primary import PlanStatus, judge, named_factors, plan_status, planned_test, recorded_trials
+from analysis.primary import (PlanStatus, factor_levels, judge, named_factors, plan_status, planned_test,
+                              recorded_trials)
 from analysis.tables import classification_report, confusion_matrix, table1
 from trainers import metric_keys as mk
 
@@ -224,14 +225,17 @@ def _planned(a: Analysis) -> None:
     if a.plan is None or a.plan.plan is None:
         return
     named = named_factors(a.data.dirs)
-    a.planned = planned_test(a.analysed, a.plan.plan, a.data.factors, n_resamples=a.n_resamples,
-                             n_permutations=a.n_permutations, seed=a.seed, named=named)
+    # A contrast plan's primary is its contrast family (run_confirmatory below), not a correlation.
+    a.planned = pd.DataFrame() if a.plan.plan.contrast else planned_test(
+        a.analysed, a.plan.plan, a.data.factors, n_resamples=a.n_resamples, n_permutations=a.n_permutations,
+        seed=a.seed, named=named)
     # Collapsed runs stay in the confirmatory test: a diverged run with a measured FID counts like a finished one.
     ended = a.data.analysed((mk.STATUS_FINISHED, mk.STATUS_DIVERGED))
     a.confirmatory = run_confirmatory(ended, a.data.history, a.plan.plan, named=named,
                                       expected_trials=recorded_trials(a.data.dirs), n_resamples=a.n_resamples,
-                                      n_permutations=max(a.n_permutations, 2000), seed=a.seed)
-    if a.planned.empty:
+                                      n_permutations=max(a.n_permutations, 2000), seed=a.seed,
+                                      levels=factor_levels(a.data.dirs))
+    if a.planned.empty and not a.plan.plan.contrast:
         a.notes.append(f"the plan's test ({a.plan.plan.describe()}) could not be run: too few trials with both "
                        "variables")
 

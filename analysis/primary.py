@@ -156,14 +156,20 @@ def _column(df: pd.DataFrame, name: str, named: Mapping[str, Sequence[str]]) -> 
 
 def named_factors(dirs: list[Path]) -> dict[str, tuple[str, ...]]:
     """Named factors (e.g. `activation` -> g_activation, d_activation, g_norm) from the studies' study.json."""
-    out: dict[str, tuple[str, ...]] = {}
+    return {name: tuple(dict.fromkeys(f for lv in levels.values() for f in lv))
+            for name, levels in factor_levels(dirs).items()}
+
+
+def factor_levels(dirs: list[Path]) -> dict[str, dict[str, dict]]:
+    """Each named factor's levels and the config fields each sets (e.g. lever -> {ema: {apply_g_ema: True}})."""
+    out: dict[str, dict[str, dict]] = {}
     for d in dirs:
         try:
             space = json.loads((d / STUDY_FILE).read_text()).get("space_resolved") or {}
         except (OSError, ValueError):
             continue
         for name, levels in (space.get("factors") or {}).items():
-            out[name] = tuple(dict.fromkeys(f for lv in levels.values() for f in lv))
+            out.setdefault(name, {}).update({str(k): dict(v) for k, v in levels.items()})
     return out
 
 

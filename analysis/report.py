@@ -40,7 +40,7 @@ def _primary(a: Analysis) -> str:
     if status is None or status.plan is None:
         return "\n\n".join(out)
     plan = status.plan
-    if a.confirmatory is not None and a.confirmatory.primary is not None:  # named cells: the within-cell test
+    if a.confirmatory is not None and (a.confirmatory.primary is not None or plan.contrast):  # cells or contrasts
         out.append(f"The plan: {plan.describe()}. Collapse rule: {describe_rule(plan.collapse)}."
                    + (f" {plan.note}" if plan.note else ""))
         out.append(render_confirmatory(a.confirmatory, plan))
