@@ -16,7 +16,7 @@ import pandas as pd
 
 from analysis import columns as C
 from analysis.confirm_markdown import render_confirmatory
-from analysis.confirmatory import factor_column, run_confirmatory
+from analysis.confirmatory import Confirmatory, factor_column, run_confirmatory
 from analysis.load import load_studies
 from analysis.primary import factor_levels, named_factors, plan_status, recorded_trials
 from analysis.tables import markdown_table
@@ -39,20 +39,22 @@ SIGNALS = (("r_t (end)", mk.R_T_MEAN), ("D accuracy gap, train - held-out (end)"
            ("TSTR balanced accuracy", "tstr_balanced_accuracy"), ("memorisation share < p5", mk.MEMORISATION_SHARE_P5))
 
 
-def levers_section(results: Path, *, n_resamples: int = 2000, seed: int = 0) -> list[str]:
-    """The section's markdown lines (a 'not started' line when the study has no committed results)."""
+def levers_section(results: Path, *, n_resamples: int = 2000, seed: int = 0) -> tuple[list[str], Confirmatory | None]:
+    """The section's markdown lines (a 'not started' line when the study has no committed results) and the
+    contrast analysis they print (None without results)."""
     d = results / LEVERS
     head = ["## The small-data levers (pre-registered): do EMA, DiffAugment, ADA, R1 and LeCam lower FID on "
             "chest X-rays?", ""]
     if not (d / TRIALS_FILE).is_file():
         return head + [f"Not started: no committed results in `results/{LEVERS}`. The recipe: "
                        f"`gan-study run --space {LEVERS} --data ../shared/data/pneumoniamnist.npz --out "
-                       f"runs/{LEVERS}`.", ""]
+                       f"runs/{LEVERS}`.", ""], None
     data = load_studies([d])
     status = plan_status(data.dirs, data.history)
     plan = status.plan
     if plan is None or not plan.contrast:
-        return head + [f"Its results hold no recorded contrast plan ({status.why}): nothing here is confirmatory.", ""]
+        return head + [f"Its results hold no recorded contrast plan ({status.why}): nothing here is confirmatory.",
+                       ""], None
     doc = json.loads((d / STUDY_FILE).read_text())
     ended = data.analysed((mk.STATUS_FINISHED, mk.STATUS_DIVERGED))
     levels = factor_levels(data.dirs)
@@ -74,12 +76,37 @@ def levers_section(results: Path, *, n_resamples: int = 2000, seed: int = 0) -> 
         + (f" Resume with `cp -r results/{LEVERS} runs/ && gan-study resume runs/{LEVERS}`." if expected and
            len(data.trials) < expected else ""), ""]
     if conf is None:
-        return out + ["No contrast analysis: the plan's factor has no column in the results.", ""]
+        return out + ["No contrast analysis: the plan's factor has no column in the results.", ""], None
     out += [render_confirmatory(conf, plan, heading="###"), ""]
     level = factor_column(ended, plan.contrast["factor"], named_factors(data.dirs), levels)
     out += _signals(ended, level)
     out += _published(conf)
-    return out
+    return out, conf
+
+
+def levers_in_short(conf: Confirmatory | None, delta: float = 0.35) -> str:
+    """One paragraph for findings' "In short": what the levers did, per training-set size, in plain words."""
+    if conf is None or conf.contrasts.empty:
+        return "The small-data levers study has no results yet."
+    prim = conf.contrasts.loc[conf.contrasts["family"] == "primary"]
+    if conf.expected_trials and not conf.complete:
+        return (f"The small-data levers study is under way ({conf.trials} of {conf.expected_trials} trials): its "
+                "verdicts come when it is complete.")
+    parts = []
+    for within, rows in prim.groupby("within", sort=True):
+        size = "all 4,708 training images" if within == "0" else f"{within} training images"
+        lower = rows.loc[rows["verdict"] == "lower than the reference"]
+        worse = rows.loc[rows["verdict"].str.startswith("against")]
+        equiv = rows.loc[rows["verdict"].str.startswith("equivalent")]
+        best = rows.loc[rows["diff"].idxmin()]
+        named = ", ".join(f"{lvl} x{math.exp(d):.2f}" for lvl, d in zip(lower["level"], lower["diff"]))
+        parts.append(
+            f"with {size}, {len(lower)} of {len(rows)} levers lowered FID beyond doubt (Holm q <= 0.05"
+            + (f": {named}" if named else "") + f"), {len(worse)} raised it, {len(equiv)} were equivalent to the baseline within "
+            f"+-{delta:g} log FID and the rest inconclusive (largest drop: {best['level']}, FID x "
+            f"{math.exp(best['diff']):.2f})")
+    return (f"Small-data levers (pre-registered, {conf.trials} trials, conditional DCGAN on PneumoniaMNIST at 32 px): "
+            + "; ".join(parts) + ". With 3 seeds a configuration, only large effects can be called.")
 
 
 def _signals(t: pd.DataFrame, level: pd.Series | None) -> list[str]:
