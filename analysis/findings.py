@@ -28,7 +28,7 @@ from analysis.confirmatory import Confirmatory, run_confirmatory
 from analysis.comparison import COMPARATORS, HEADER, fmt, trial_mean, verdict
 from analysis.downstream import SEED001_GAIN_POINTS, baseline_values
 from analysis.family import drop_duplicate_tests
-from analysis.findings_levers import levers_in_short, levers_section
+from analysis.findings_levers import extractor_agreement, levers_in_short, levers_section
 from analysis.groups import at_level
 from analysis.load import load_studies
 from analysis.primary import named_factors, plan_status, recorded_trials
@@ -167,6 +167,7 @@ def render(results: Path = RESULTS) -> str:
     out += [levers_in_short(levers), ""]
     out += confirm_lines
     out += lever_lines
+    out += extractor_agreement(results, n_resamples=N_RESAMPLES, seed=SEED)
     out += _header(trials, spec, len(ps))
     out += _table1(table)
     out += _headline(tests, dropped, threshold)

@@ -17,6 +17,7 @@ import pandas as pd
 from analysis import columns as C
 from analysis.confirm_markdown import render_confirmatory
 from analysis.confirmatory import Confirmatory, factor_column, run_confirmatory
+from analysis.extractors import render_study
 from analysis.load import load_studies
 from analysis.primary import factor_levels, named_factors, plan_status, recorded_trials
 from analysis.tables import markdown_table
@@ -82,6 +83,26 @@ def levers_section(results: Path, *, n_resamples: int = 2000, seed: int = 0) -> 
     out += _signals(ended, level)
     out += _published(conf)
     return out, conf
+
+
+def extractor_agreement(results: Path, *, n_resamples: int = 2000, seed: int = 0) -> list[str]:
+    """Do three domain extractors (seeds 0, 1, 2) rank the levers study's configurations alike? From the committed
+    re-scored columns (`gan-study rescore ... --extractor domain --extractor-seed 1,2`); exploratory."""
+    head = ["## Do the yardsticks agree? (exploratory, small-data levers study)", ""]
+    d = results / LEVERS
+    section = render_study([d], n_resamples=n_resamples, n_permutations=n_resamples, seed=seed,
+                           heading="") if (d / TRIALS_FILE).is_file() else ""
+    if not section:
+        return head + [f"Not yet: `results/{LEVERS}` holds no re-scored columns. The recipe: `gan-study rescore "
+                       f"runs/{LEVERS} --extractor domain --extractor-seed 1,2` before the study's generators are "
+                       "gone, then export it.", ""]
+    return head + ["The trials' FIDs use the domain extractor trained with seed 0; `gan-study rescore` re-scored every "
+                   "finished trial's kept generator with the same architecture trained at seeds 1 and 2 (same "
+                   "reference images, same N). Only the domain extractor has weights on the machines that ran this "
+                   "(Inception, xrv and RAD-DINO weights cannot be downloaded there), so this is agreement between "
+                   "training seeds of one extractor, not between extractors trained on different data; with "
+                   "Inception, xrv or RAD-DINO weights a user runs the same command with `--extractor NAME`.",
+                   "", section.strip(), ""]
 
 
 def levers_in_short(conf: Confirmatory | None, delta: float = 0.35) -> str:

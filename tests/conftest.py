@@ -19,7 +19,11 @@ def _seed_everything():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+    # A trial run in-process sets torch's thread count from its config (num_threads); restored so that no test's
+    # numbers depend on which tests ran before it in the same process (pytest-xdist orders them differently).
+    threads = torch.get_num_threads()
     yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session", autouse=True)
