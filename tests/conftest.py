@@ -62,3 +62,36 @@ def local_ray():
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+def _api_examples_in_order(tests: list) -> list:
+    # run_study's example makes the study every other example reads
+    return sorted(tests, key=lambda t: (not t.name.endswith(".run_study"), t.name))
+
+
+@pytest.fixture(scope="session")
+def api_examples(tmp_path_factory):
+    """Every docstring example of study.api, run once per session in a scratch working directory: returns
+    ((failed, attempted), report, dir). Its `runs/smoke` (the smoke space at 20 iterations on the phantom) is
+    the one smoke study that tests which only read one share (tests/test_api.py, tests/test_study_ray.py)."""
+    import doctest
+
+    import ray
+
+    from study import api
+
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Started here (not by the API) so that worker logs stay out of the examples' expected output.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    work = tmp_path_factory.mktemp("api")
+    cwd = os.getcwd()
+    os.chdir(work)
+    report: list[str] = []
+    try:
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+        for test in _api_examples_in_order(doctest.DocTestFinder().find(api, "study.api")):
+            runner.run(test, out=report.append)
+    finally:
+        os.chdir(cwd)
+        ray.shutdown()
+    return runner.summarize(verbose=False), "".join(report), work

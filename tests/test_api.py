@@ -3,7 +3,6 @@ study, shared by every example), the notebook-style example in docs/ runs on tha
 CLI's one-liners as exceptions. Also: the README's two commands are what .ci/run runs."""
 from __future__ import annotations
 
-import doctest
 import inspect
 import os
 import re
@@ -97,31 +96,11 @@ def test_the_readme_commands_are_what_ci_runs():
 
 
 # ---------------------------------------------------------------------- one toy study through Ray
-def _ordered(tests: list[doctest.DocTest]) -> list[doctest.DocTest]:
-    # run_study's example makes the study every other example reads
-    return sorted(tests, key=lambda t: (not t.name.endswith(".run_study"), t.name))
-
-
-@pytest.fixture(scope="module")
-def doctested(tmp_path_factory):
-    """Run every docstring example of study.api in a scratch working directory; returns (failures, dir)."""
-    import ray
-
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Started here (not by the API) so that worker logs stay out of the examples' expected output.
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    work = tmp_path_factory.mktemp("api")
-    cwd = os.getcwd()
-    os.chdir(work)
-    report: list[str] = []
-    try:
-        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-        for test in _ordered(doctest.DocTestFinder().find(api, "study.api")):
-            runner.run(test, out=report.append)
-    finally:
-        os.chdir(cwd)
-        ray.shutdown()
-    return runner.summarize(verbose=False), "".join(report), work
+# `api_examples` (tests/conftest.py) runs every docstring example once per session; its study is also the
+# reference smoke study of tests/test_study_ray.py.
+@pytest.fixture
+def doctested(api_examples):
+    return api_examples
 
 
 @pytest.mark.slow

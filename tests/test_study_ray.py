@@ -26,9 +26,10 @@ from trainers import metric_keys as K
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-# The smoke space as shipped (the README's first command): 4 trials x 40 iterations, FID at the end.
-SMOKE_SET: dict = {}
-ITERATIONS, REPORTS = 40, 4
+# The smoke space at 20 iterations (4 trials, FID at the end): the study study.api's docstring example makes,
+# run once per session by the `api_examples` fixture (tests/conftest.py) and read here.
+SMOKE_SET: dict = {"iterations": 20}
+ITERATIONS, REPORTS = 20, 2
 SAME_PER_SEED = [K.D_LOSS_MEAN, K.D_LOSS_VAR, K.D_LOSS_STD, K.G_LOSS_MEAN, K.LOSS_D, K.LOSS_G, K.T0,
                  "iterations_done", "reports", "status"]
 CONFIG_KEYS = ["config/optimizer", "config/lr_g", "config/lr_d", "config/seed"]
@@ -68,18 +69,19 @@ def ray_session():
 
 
 @pytest.fixture(scope="module")
-def smoke_study(ray_session, tmp_path_factory):
-    out = tmp_path_factory.mktemp("studies") / "smoke"
-    spec = new_spec(out=str(out), space="smoke", overrides=SMOKE_SET, max_concurrent=2)
-    t0 = time.monotonic()
-    outcome = run_study(spec, progress=False)
-    return out, outcome, time.monotonic() - t0
+def smoke_study(api_examples):
+    """(study dir, its Study) of the session's one smoke study (the API examples' runs/smoke)."""
+    from study.api import load_study
+
+    (failed, _), report, work = api_examples
+    out = work / "runs" / "smoke"
+    assert failed == 0 and (out / TRIALS_FILE).is_file(), report
+    return out, load_study(out)
 
 
 def test_smoke_study_fills_the_results_schema(smoke_study):
-    out, outcome, seconds = smoke_study
-    assert outcome.counts == {"finished": 4} and not outcome.interrupted
-    assert seconds < 240
+    out, study = smoke_study
+    assert study.counts == {"finished": 4} and not study.interrupted
     trials = pd.read_parquet(out / TRIALS_FILE)
     history = pd.read_parquet(out / HISTORY_FILE)
     assert len(trials) == 4 and len(history) == 4 * REPORTS  # every report, not only the last
@@ -109,7 +111,7 @@ def test_the_smoke_plan_is_recorded_before_the_first_report_and_analyze_calls_it
     from analysis.pipeline import analyze
     from analysis.plan import parse_plan, plan_hash
 
-    out, _, _ = smoke_study
+    out, _ = smoke_study
     plan = json.loads((out / "study.json").read_text())["plan"]
     assert plan["source"] == "space smoke" and plan["sha256"] == plan_hash(parse_plan(plan))
     recorded = datetime.strptime(plan["recorded_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
@@ -137,7 +139,7 @@ def finished_trials(study: Path) -> set[str]:
 
 
 def test_resume_after_kill_9_ends_like_an_uninterrupted_run(smoke_study, tmp_path):
-    reference, _, _ = smoke_study
+    reference, _ = smoke_study
     study = tmp_path / "killed"
     sets = [a for k, v in SMOKE_SET.items() for a in ("--set", f"{k}={v}")]
     log = open(tmp_path / "run.log", "w")  # noqa: SIM115 - both child processes write to it
