@@ -26,7 +26,7 @@ from scipy import stats
 
 from analysis import columns as C
 from analysis.collapse import clopper_pearson, collapse_flags
-from analysis.confirm import WithinCellTest, confirmatory_test
+from analysis.confirm import CONFIRMED, WithinCellTest, confirmatory_test
 from analysis.contrasts import contrast_family, interaction, level_labels
 from analysis.groups import configuration_codes
 from analysis.multiplicity import bh_qvalues, holm_adjust
@@ -64,6 +64,17 @@ class Confirmatory:
     @property
     def complete(self) -> bool:
         return self.expected_trials > 0 and self.trials >= self.expected_trials
+
+
+def secondary_verdict(test_verdict: str, q: float, alpha: float) -> str:
+    """A secondary test's verdict within the plan's q family: a test's own "confirmed" (p <= alpha, interval on the
+    predicted side) stands only when its Benjamini-Hochberg q is <= alpha too."""
+    significant = math.isfinite(q) and q <= alpha
+    if not test_verdict:
+        return "significant" if significant else "not significant"
+    if test_verdict == CONFIRMED and not significant:
+        return f"inconclusive (p <= {alpha:g} alone; q > {alpha:g} over the plan's secondary tests)"
+    return test_verdict
 
 
 def cell_columns(df: pd.DataFrame, names: Sequence[str], named: Mapping[str, Sequence[str]]) -> list[str | None]:
@@ -145,8 +156,7 @@ def run_confirmatory(trials: pd.DataFrame, history: pd.DataFrame, plan: Analysis
     if rows:
         sec = pd.DataFrame(rows)
         sec["q"] = bh_qvalues(sec["p"].to_numpy(float))
-        sec["verdict"] = [v or ("significant" if math.isfinite(q) and q <= plan.alpha else "not significant")
-                          for v, q in zip(sec["verdict"], sec["q"])]
+        sec["verdict"] = [secondary_verdict(v, q, plan.alpha) for v, q in zip(sec["verdict"], sec["q"])]
         out.secondary = sec
     return out
 

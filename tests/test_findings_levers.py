@@ -26,9 +26,9 @@ def test_counts_each_verdict_per_size_and_names_the_called_levers() -> None:
     text = levers_in_short(conf)
     full, small = text.split("; ")
     assert "with all 4,708 training images, 1 of 3 levers lowered FID" in full
-    assert f"ema x{math.exp(-0.5):.2f}" in full and "1 raised it, 1 were equivalent" in full
+    assert f"ema x{math.exp(-0.5):.2f}" in full and "1 raised it (95% CI above 0), 1 were equivalent" in full
     assert "with 500 training images, 1 of 3 levers" in small and "diffaug x0.41" in small
-    assert "0 raised it, 0 were equivalent" in small and "largest drop: diffaug" in small
+    assert "0 raised it (95% CI above 0), 0 were equivalent" in small and "lowest ratio: diffaug" in small
     # The secondary family (another outcome) never enters the FID summary.
     assert "x0.01" not in text and "48 trials" in text
 
@@ -37,3 +37,13 @@ def test_an_incomplete_study_gives_no_verdicts() -> None:
     text = levers_in_short(_conf([("0", "ema", -2.0, "lower than the reference")], trials=20))
     assert "under way (20 of 48 trials)" in text and "lowered" not in text
     assert levers_in_short(None) == "The small-data levers study has no results yet."
+
+
+def test_a_secondary_confirmed_on_its_own_p_is_inconclusive_when_its_q_is_above_alpha() -> None:
+    from analysis.confirm import CONFIRMED, EQUIVALENT
+    from analysis.confirmatory import secondary_verdict
+
+    assert secondary_verdict(CONFIRMED, 0.054, 0.05).startswith("inconclusive (p <= 0.05 alone; q > 0.05")
+    assert secondary_verdict(CONFIRMED, 0.04, 0.05) == CONFIRMED
+    assert secondary_verdict(EQUIVALENT, 0.9, 0.05) == EQUIVALENT
+    assert secondary_verdict("", 0.04, 0.05) == "significant" and secondary_verdict("", 0.2, 0.05) == "not significant"
