@@ -3,7 +3,9 @@
 A seeded chaos routine runs a 6-trial study (2 at a time) and kills -9 a trial worker twice while it runs,
 the driver once, and a trial worker again while `gan-study resume` finishes it. The tables it ends with must
 equal those of a clean run of the same study in every column except timing and process measurements
-(`CHAOS_FREE` below): same statuses, same reports, same losses, same FIDs.
+(`CHAOS_FREE` below): same statuses, same reports, same losses, same FIDs. The clean run reuses its trial
+workers (`--reuse-workers`) and the killed run does not, so the numbers are also shown not to depend on that;
+trials that had finished before the driver's kill are not trained again by the resume.
 
 The kills happen at moments drawn from a seeded RNG: after a drawn number of reports has reached the
 journal, plus a drawn delay, so they land anywhere in an iteration, an evaluation or a checkpoint write.
@@ -24,6 +26,7 @@ import pytest
 
 from study.tables import HISTORY_FILE, JOURNAL_FILE, TRIALS_FILE, read_journal
 from trainers import metric_keys as K
+from trainers.layout import CHECKPOINT_DIRNAME, CHECKPOINT_FILENAME, TRIALS_DIRNAME
 
 pytestmark = pytest.mark.slow
 
@@ -111,9 +114,18 @@ def reports(study: Path) -> int:
     return sum(r["event"] == "report" for r in read_journal(study / JOURNAL_FILE))
 
 
+def finished_ids(study: Path) -> set[str]:
+    return {r["trial_id"] for r in read_journal(study / JOURNAL_FILE)
+            if r["event"] == "report" and r["metrics"].get(K.STATUS) == K.STATUS_FINISHED}
+
+
 def finished(study: Path) -> int:
-    return sum(r["event"] == "report" and r["metrics"].get(K.STATUS) == K.STATUS_FINISHED
-               for r in read_journal(study / JOURNAL_FILE))
+    return len(finished_ids(study))
+
+
+def checkpoint_mtimes(study: Path, trial_ids: set[str]) -> dict[str, int]:
+    return {t: (study / TRIALS_DIRNAME / t / CHECKPOINT_DIRNAME / CHECKPOINT_FILENAME).stat().st_mtime_ns
+            for t in trial_ids}
 
 
 @dataclass
@@ -123,6 +135,7 @@ class Chaos:
     log: Path
     rng: random.Random = field(init=False)
     worker_kills: list[str] = field(default_factory=list)
+    finished_at_driver_kill: dict[str, int] = field(default_factory=dict)  # trial id -> checkpoint mtime
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -154,6 +167,7 @@ class Chaos:
         tree = descendants(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+        self.finished_at_driver_kill = checkpoint_mtimes(study, finished_ids(study))
         for pid in tree:  # a reclaimed node takes Ray's processes with it
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -162,7 +176,8 @@ class Chaos:
 
 
 def run_clean(space: Path, out: Path, log: Path) -> None:
-    proc = cli("run", "--space", str(space), "--out", str(out), "--max-failures", "3", log=log)
+    # --reuse-workers here and not in the killed run: the numbers must not depend on it.
+    proc = cli("run", "--space", str(space), "--out", str(out), "--max-failures", "3", "--reuse-workers", log=log)
     assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
 
 
@@ -221,6 +236,10 @@ def test_kill_9_of_workers_and_driver_then_resume_equals_a_clean_run(tmp_path):
     run_clean(space, clean_dir, tmp_path / "clean.log")
     chaos = run_with_chaos(space, chaos_dir, tmp_path / "chaos.log")
     assert len(chaos.worker_kills) == 3
+    # The driver died with at least one trial finished (true of the default seed's schedule) ...
+    assert chaos.finished_at_driver_kill, f"GAN_STUDY_CHAOS_SEED={CHAOS_SEED} kills the driver before any trial ends"
+    assert checkpoint_mtimes(chaos_dir, set(chaos.finished_at_driver_kill)) == chaos.finished_at_driver_kill
+    # ... and the resume did not train those trials again
     # Ray's restored state may list checkpoints the killed driver had pruned: skipped, not an error.
     assert "Error handling checkpoint" not in (tmp_path / "chaos.log").read_text()
 
