@@ -144,7 +144,8 @@ def step_cuda_tests(p: dict, emit: Callable[[dict], None]) -> None:
     junit = Path(p["work"]) / "cuda_tests.xml"
     # -k matches marker names as well as test names: the tests marked `cuda` plus CUDA tests that are only
     # named so (tests/test_memory.py::test_cuda_allocator_method has a skipif but no marker).
-    cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-k", "cuda",
+    # -n 0: in one process (pyproject's addopts spread the suite over cores): the few CUDA tests share one GPU.
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "-n", "0", "-p", "no:cacheprovider", "-k", "cuda",
            f"--junitxml={junit}", "tests"]
     rc, out, secs = _run_logged(cmd, Path(p["log"]))
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}

@@ -15,10 +15,12 @@ from trainers.errors import UserError
 
 SCALES = ("cpu", "gpu", "smoke")
 
-# Toy settings for the smoke scale: seconds per trial on the phantom; FID on 64 samples.
+# Toy settings for the smoke scale: seconds per trial on the phantom; FID on 64 samples; one classifier fit
+# per downstream measurement.
 SMOKE = {"data": "phantom", "data_limit": 256, "resolution": 32, "g_features": 16, "d_features": 16,
          "latent_dim": 32, "iterations": 40, "report_every": 10, "fid_every": 2, "eval_samples": 64,
-         "allow_low_n": True, "sample_grid": 16, "seed": 0, "classifier_epochs": 2, "num_threads": 1}
+         "allow_low_n": True, "sample_grid": 16, "seed": 0, "classifier_epochs": 2, "classifier_repeats": 1,
+         "num_threads": 1}
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,14 +18,12 @@ def _figures(page: str) -> int:
     return int(re.search(rf'<meta name="{FIGURE_COUNT_META}" content="(\d+)"', page).group(1))
 
 
-def test_analyze_full_study_with_default_resampling_under_a_minute(tmp_path, capsys):
+def test_analyze_full_study_with_default_resampling(tmp_path, capsys):
     study = make_study(tmp_path / "runs")
     out = tmp_path / "out"
-    start = time.perf_counter()
-    # The statistics at default resampling; the yardstick's one-off floor is computed (and timed) elsewhere.
+    # The statistics at default resampling (how long that takes: benchmarks/bench_analyze.py); the yardstick's
+    # one-off floor is computed elsewhere.
     assert main(["analyze", str(study), "-o", str(out), "--no-yardstick"]) == 0
-    elapsed = time.perf_counter() - start
-    assert elapsed < 60, f"analyze took {elapsed:.1f} s"
     assert "analysed 64 trials" in capsys.readouterr().out
 
     page = (out / "dashboard.html").read_text()
