@@ -108,6 +108,12 @@ def phantom_train(tmp_path_factory):
     return load_split("phantom", "train", 32, limit=600, cache_dir=tmp_path_factory.mktemp("c"))
 
 
+@pytest.fixture(scope="module")
+def eval_cache(tmp_path_factory):
+    """One evaluation cache for the tests below that are not about caching: the extractor is trained once."""
+    return tmp_path_factory.mktemp("eval-cache")
+
+
 def test_evaluator_end_to_end_caches_extractor_and_real_statistics(phantom_train, tmp_path):
     cfg = _cfg()
     ev = Evaluator(cfg, phantom_train, cache_dir=tmp_path)
@@ -144,16 +150,16 @@ def test_domain_extractor_is_the_same_in_every_process_and_leaves_the_rng_alone(
     assert torch.equal(torch.rand(3), after_a)  # building it consumed none of the trial's random numbers
 
 
-def test_low_n_fid_is_refused_unless_allowed(phantom_train, tmp_path):
+def test_low_n_fid_is_refused_unless_allowed(phantom_train, eval_cache):
     with pytest.raises(ConfigError, match="allow_low_n"):
-        Evaluator(_cfg(eval_samples=64), phantom_train, cache_dir=tmp_path).evaluate(build_generator(_cfg()))
-    m = Evaluator(_cfg(eval_samples=64, allow_low_n=True), phantom_train, cache_dir=tmp_path).evaluate(build_generator(_cfg()))
+        Evaluator(_cfg(eval_samples=64), phantom_train, cache_dir=eval_cache).evaluate(build_generator(_cfg()))
+    m = Evaluator(_cfg(eval_samples=64, allow_low_n=True), phantom_train, cache_dir=eval_cache).evaluate(build_generator(_cfg()))
     assert m[K.EVAL_N] == 64 and math.isfinite(m[K.FID])
 
 
-def test_conditional_generator_gets_per_class_fid(phantom_train, tmp_path):
+def test_conditional_generator_gets_per_class_fid(phantom_train, eval_cache):
     cfg = _cfg(conditioning="acgan", eval_samples=300, allow_low_n=True)
-    m = Evaluator(cfg, phantom_train, cache_dir=tmp_path).evaluate(build_generator(cfg))
+    m = Evaluator(cfg, phantom_train, cache_dir=eval_cache).evaluate(build_generator(cfg))
     assert math.isfinite(m[K.FID_PER_CLASS_PREFIX + "NORMAL"]) and math.isfinite(m[K.FID_PER_CLASS_PREFIX + "PNEUMONIA"])
 
 
@@ -162,8 +168,8 @@ class _NaNG(nn.Module):
         return torch.full((z.shape[0], 1, 32, 32), float("nan"))
 
 
-def test_diverged_generator_gives_nan_metrics_not_a_crash(phantom_train, tmp_path):
-    m = Evaluator(_cfg(), phantom_train, cache_dir=tmp_path).evaluate(_NaNG())
+def test_diverged_generator_gives_nan_metrics_not_a_crash(phantom_train, eval_cache):
+    m = Evaluator(_cfg(), phantom_train, cache_dir=eval_cache).evaluate(_NaNG())
     assert all(math.isnan(m[k]) for k in K.EVALUATED_METRICS) and "non-finite" in m["eval_error"]
 
 
