@@ -23,6 +23,8 @@ from fixtures_analysis import make_study  # noqa: E402
 
 from study.cli import main as cli  # noqa: E402
 
+FAST = ["--resamples", "200", "--permutations", "200"]
+
 
 def seconds(study: Path, out: Path, extra: list[str]) -> float:
     start = time.perf_counter()
@@ -37,8 +39,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         study = make_study(Path(tmp) / "runs")
-        seconds(study, Path(tmp) / "warm", ["--resamples", "200", "--permutations", "200"])  # imports, caches
-        fast = [seconds(study, Path(tmp) / f"fast{i}", ["--resamples", "200", "--permutations", "200"])
+        seconds(study, Path(tmp) / "warm", FAST)  # imports, caches
+        fast = [seconds(study, Path(tmp) / f"fast{i}", FAST)
                 for i in range(args.repeats)]
         full = [seconds(study, Path(tmp) / f"full{i}", []) for i in range(args.repeats)]
     f, d = statistics.median(fast), statistics.median(full)

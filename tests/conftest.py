@@ -44,6 +44,12 @@ def pytest_configure(config) -> None:
         torch.set_num_threads(1)
 
 
+def _shared_root(tmp_path_factory) -> Path:
+    """The session's temp root, shared by pytest-xdist's workers (each has its own base temp dir under it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Each test session gets its own cache dir so tests never read a stale developer cache.
@@ -88,12 +94,6 @@ def local_ray():
 def _api_examples_in_order(tests: list) -> list:
     # run_study's example makes the study every other example reads
     return sorted(tests, key=lambda t: (not t.name.endswith(".run_study"), t.name))
-
-
-def _shared_root(tmp_path_factory) -> Path:
-    """The session's temp root, shared by pytest-xdist's workers (each has its own base temp dir under it)."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")
